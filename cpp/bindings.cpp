@@ -1,0 +1,103 @@
+// The only file that includes pybind11: argument names, shape checks and the GIL.
+//
+// Buffers are taken with the GIL held; the kernels run in an inner scope with it released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "salvo/fill.hpp"
+#include "salvo/simd.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using farray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+salvo::Layout parse_layout(const std::string& layout) {
+    if (layout == "NCHW") return salvo::Layout::NCHW;
+    if (layout == "NHWC") return salvo::Layout::NHWC;
+    throw std::invalid_argument("layout must be 'NCHW' or 'NHWC', got '" + layout + "'");
+}
+
+std::string shape_str(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+        if (i) s += ", ";
+        s += std::to_string(a.shape(i));
+    }
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+int check_threads(int num_threads) {
+    if (num_threads < 1)
+        throw std::invalid_argument("num_threads must be >= 1, got " +
+                                    std::to_string(num_threads));
+    return num_threads;
+}
+
+void fill_masked(const farray& image, const farray& masks, py::array out,
+                 const std::string& layout, int num_threads) {
+    const salvo::Layout lay = parse_layout(layout);
+    check_threads(num_threads);
+    if (image.ndim() != 3)
+        throw std::invalid_argument("image must be 3-D (C, H, W) or (H, W, C), got shape " +
+                                    shape_str(image));
+    if (masks.ndim() != 3)
+        throw std::invalid_argument("masks must be 3-D (N, H, W), got shape " + shape_str(masks));
+    const int64_t c = lay == salvo::Layout::NCHW ? image.shape(0) : image.shape(2);
+    const int64_t h = lay == salvo::Layout::NCHW ? image.shape(1) : image.shape(0);
+    const int64_t w = lay == salvo::Layout::NCHW ? image.shape(2) : image.shape(1);
+    const int64_t n = masks.shape(0);
+    if (masks.shape(1) != h || masks.shape(2) != w)
+        throw std::invalid_argument("masks shape " + shape_str(masks) +
+                                    " does not match the image's spatial size for image shape " +
+                                    shape_str(image) + " in layout " + layout);
+    if (out.ndim() != 4)
+        throw std::invalid_argument("out must be 4-D, got shape " + shape_str(out));
+    const bool nchw = lay == salvo::Layout::NCHW;
+    const int64_t want1 = nchw ? c : h, want2 = nchw ? h : w, want3 = nchw ? w : c;
+    if (out.shape(0) < n || out.shape(1) != want1 || out.shape(2) != want2 ||
+        out.shape(3) != want3)
+        throw std::invalid_argument("out shape " + shape_str(out) + " cannot hold " +
+                                    std::to_string(n) + " masked images of image shape " +
+                                    shape_str(image) + " in layout " + layout);
+    if (!(out.flags() & py::array::c_style) || !out.writeable())
+        throw std::invalid_argument("out must be a writable C-contiguous array");
+
+    const float* img = image.data();
+    const float* msk = masks.data();
+    if (out.dtype().is(py::dtype::of<float>())) {
+        float* dst = static_cast<float*>(out.mutable_data());
+        py::gil_scoped_release release;
+        salvo::fill_masked_f32(img, msk, dst, n, c, h, w, lay, num_threads);
+    } else if (out.dtype().is(py::dtype::of<uint8_t>())) {
+        uint8_t* dst = static_cast<uint8_t*>(out.mutable_data());
+        py::gil_scoped_release release;
+        salvo::fill_masked_u8(img, msk, dst, n, c, h, w, lay, num_threads);
+    } else {
+        throw std::invalid_argument("out dtype must be float32 or uint8, got " +
+                                    std::string(py::str(out.dtype())));
+    }
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "salvo's native kernels (C++, GIL released while they run).";
+    m.def("fill_masked", &fill_masked, py::arg("image"), py::arg("masks"), py::arg("out"),
+          py::arg("layout") = "NCHW", py::arg("num_threads") = 1,
+          "Write masks[i] * image into out[i] for i < len(masks).\n\n"
+          "image: (C, H, W) for NCHW or (H, W, C) for NHWC, float32.\n"
+          "masks: (N, H, W) float32.\n"
+          "out: (>= N, C, H, W) or (>= N, H, W, C), float32 or uint8 (rounded, clamped).");
+    m.def("build_simd_level", &salvo::build_simd_level,
+          "Instruction set of this build's baseline flags.");
+    m.def("runtime_simd_level", &salvo::runtime_simd_level,
+          "The variant multi-versioned kernels use on this CPU.");
+    m.attr("HAS_TARGET_CLONES") = py::bool_(SALVO_HAS_TARGET_CLONES);
+}

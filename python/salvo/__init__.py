@@ -1,0 +1,22 @@
+"""salvo: fast saliency maps for OpenVINO image models.
+
+A drop-in for the OpenVINO XAI toolkit's API (``import salvo as xai``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from salvo._info import __version__, build_info
+from salvo.common import ExplainMode, Method, Preset, Task
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "ExplainMode",
+    "Method",
+    "Preset",
+    "Task",
+    "__version__",
+    "build_info",
+]

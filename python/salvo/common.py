@@ -1,0 +1,50 @@
+"""Closed choices shared across salvo: tasks, methods, modes and presets.
+
+Members are UPPER case with lower-case string values, so ``Method("rise") is Method.RISE``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Task(Enum):
+    """What the model does."""
+
+    CLASSIFICATION = "classification"
+    DETECTION = "detection"
+
+
+class Method(Enum):
+    """Explanation methods."""
+
+    ACTIVATIONMAP = "activationmap"
+    RECIPROCAM = "reciprocam"
+    VITRECIPROCAM = "vitreciprocam"
+    DETCLASSPROBABILITYMAP = "detclassprobabilitymap"
+    RISE = "rise"
+    AISE = "aise"
+
+
+class ExplainMode(Enum):
+    """How the model is treated: edited (white-box), only run (black-box), or either."""
+
+    WHITEBOX = "whitebox"
+    BLACKBOX = "blackbox"
+    AUTO = "auto"
+
+
+class Preset(Enum):
+    """Speed/quality trade-off of the black-box methods."""
+
+    SPEED = "speed"
+    BALANCE = "balance"
+    QUALITY = "quality"
+
+
+WHITEBOX_METHODS = frozenset(
+    {Method.ACTIVATIONMAP, Method.RECIPROCAM, Method.VITRECIPROCAM, Method.DETCLASSPROBABILITYMAP}
+)
+BLACKBOX_METHODS = frozenset({Method.RISE, Method.AISE})
+
+SALIENCY_MAP_OUTPUT_NAME = "saliency_map"

@@ -1,0 +1,521 @@
+"""The inference engine: the one place in salvo that runs OpenVINO inference.
+
+A model is compiled once per device, reshaped to a batch size when it allows it, and fed through
+an :class:`openvino.AsyncInferQueue` with several requests in flight. A *producer* writes each
+batch straight into the idle request's input tensor memory; a *consumer* receives each finished
+batch's outputs, in submission order, with the range of items it held. At most ``num_requests``
+batches exist at once, so memory does not depend on the number of items.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+from openvino.utils.data_helpers.wrappers import OVDict
+
+logger = logging.getLogger(__name__)
+
+#: File suffixes :func:`openvino.Core.read_model` understands.
+MODEL_SUFFIXES = (".xml", ".onnx", ".tflite", ".pb", ".pdmodel")
+
+FillFn = Callable[[np.ndarray, int, int], None]
+"""``fill(out, start, stop)``: write items ``start..stop-1`` into ``out[: stop - start]``."""
+
+ConsumeFn = Callable[[int, int, OVDict], None]
+"""``consume(start, stop, outputs)``: outputs of items ``start..stop-1`` (leading dim stop-start)."""
+
+_PRECISIONS = {"f32": "f32", "fp32": "f32", "f16": "f16", "fp16": "f16", "bf16": "bf16"}
+_HINTS = ("THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT")
+
+
+class EngineTimeoutError(TimeoutError):
+    """An infer request did not complete within the engine's timeout."""
+
+
+_core_lock = threading.Lock()
+_core: ov.Core | None = None
+
+
+def get_core() -> ov.Core:
+    """The process-wide :class:`openvino.Core` salvo uses (created on first use)."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            _core = ov.Core()
+        return _core
+
+
+def read_model(model: ov.Model | str | os.PathLike[str], *, argument: str = "model") -> ov.Model:
+    """Return ``model`` itself, or read it from a path with :meth:`openvino.Core.read_model`.
+
+    Raises
+    ------
+    FileNotFoundError
+        The path does not exist.
+    ValueError
+        The path is not a model OpenVINO can read.
+    TypeError
+        ``model`` is neither an ``openvino.Model`` nor a path.
+    """
+    if isinstance(model, ov.Model):
+        return model
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(
+            f"{argument} must be an openvino.Model or a path to a model file, "
+            f"got {type(model).__name__}"
+        )
+    path = Path(model)
+    if not path.exists():
+        raise FileNotFoundError(f"{argument}: no such file: '{path}'")
+    if path.is_dir():
+        raise ValueError(f"{argument}: '{path}' is a folder, not a model file")
+    try:
+        return get_core().read_model(str(path))
+    except Exception as exc:
+        raise ValueError(
+            f"{argument}: '{path}' is not a model OpenVINO can read "
+            f"(expected one of {', '.join(MODEL_SUFFIXES)}): {str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def available_devices() -> list[str]:
+    """``Core().available_devices``."""
+    return list(get_core().available_devices)
+
+
+_VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
+
+
+def check_device(device_name: str) -> str:
+    """Check that every physical device named in ``device_name`` is present.
+
+    Accepts what OpenVINO accepts: ``CPU``, ``GPU``, ``GPU.1``, ``NPU``, ``AUTO``,
+    ``AUTO:GPU,CPU``, ``MULTI:…``, ``HETERO:…``, ``BATCH:GPU(4)``.
+
+    Raises
+    ------
+    ValueError
+        A named device is not present; the message lists ``Core().available_devices``.
+    """
+    if not isinstance(device_name, str) or not device_name.strip():
+        raise ValueError(f"device_name must be a non-empty string, got {device_name!r}")
+    available = available_devices()
+    name = device_name.strip()
+    head, _, rest = name.partition(":")
+    if head.upper() in _VIRTUAL_DEVICES:
+        physical = [d.split("(")[0].strip() for d in rest.split(",") if d.strip()]
+    else:
+        physical = [name]
+    if not physical and not available:
+        raise ValueError(f"device_name {device_name!r}: no device is available")
+    for dev in physical:
+        if dev.startswith("-"):  # AUTO:-CPU excludes a device
+            continue
+        present = dev in available or any(a.split(".")[0] == dev for a in available)
+        if not present:
+            raise ValueError(
+                f"device_name {device_name!r}: device {dev!r} is not available on this machine; "
+                f"available devices: {available}"
+            )
+    return name
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """The model input the engine feeds.
+
+    Attributes
+    ----------
+    shape
+        Static per-batch shape (batch dim included, equal to the engine's batch size).
+    dtype
+        NumPy dtype of the input tensor (``uint8``, ``float32``, …).
+    layout
+        ``"NCHW"``, ``"NHWC"`` or ``""`` when it is not an image.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    layout: str
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of the image input."""
+        if self.layout == "NCHW":
+            return self.shape[2], self.shape[3]
+        if self.layout == "NHWC":
+            return self.shape[1], self.shape[2]
+        raise ValueError(f"input {self.name!r} with shape {self.shape} is not an image")
+
+    @property
+    def channels(self) -> int:
+        """Number of colour channels of the image input."""
+        return self.shape[1] if self.layout == "NCHW" else self.shape[-1]
+
+
+def _guess_layout(port: ov.Output, shape: tuple[int, ...]) -> str:
+    try:
+        layout = ov.layout_helpers.get_layout(port)
+        text = layout.to_string().strip("[]").replace(",", "")
+        if text in ("NCHW", "NHWC"):
+            return text
+    except Exception:  # no layout set
+        pass
+    if len(shape) != 4:
+        return ""
+    if shape[1] in (1, 3, 4) and shape[3] not in (1, 3, 4):
+        return "NCHW"
+    if shape[3] in (1, 3, 4):
+        return "NHWC"
+    return "NCHW"
+
+
+class InferenceEngine:
+    """Compile a model once and stream batches through asynchronous infer requests.
+
+    Parameters
+    ----------
+    model
+        An ``openvino.Model`` or a path OpenVINO can read (.xml, .onnx, .tflite, .pb). It is not
+        modified (the engine reshapes a clone).
+    device_name
+        Any OpenVINO device string. A device that is not present is a ``ValueError`` listing the
+        available ones.
+    batch_size
+        Items per infer request. ``None`` picks :attr:`DEFAULT_BATCH_SIZE`. If the model cannot be
+        reshaped to it, the engine logs why and uses batch 1.
+    num_requests
+        Infer requests in flight. ``None`` uses the device's optimal number plus one, so the host
+        fills one request while the device runs the others.
+    performance_hint
+        ``"THROUGHPUT"`` (default), ``"LATENCY"`` or ``"CUMULATIVE_THROUGHPUT"``.
+    precision
+        Inference precision hint: ``"f32"``, ``"f16"``, ``"bf16"``, or ``None`` for the device
+        default (bf16 on CPUs that have it).
+    num_streams
+        OpenVINO's ``NUM_STREAMS``; ``None`` lets the hint decide.
+    cache_dir
+        Switches on OpenVINO's model cache there, so a second run skips compilation.
+    config
+        Further OpenVINO properties, applied last (they override the above).
+    input_shape
+        Per-item input shape (without batch) for a model with dynamic spatial dimensions.
+    timeout
+        Seconds to wait for one infer request before raising :class:`EngineTimeoutError`.
+    """
+
+    DEFAULT_BATCH_SIZE = 8
+
+    def __init__(
+        self,
+        model: ov.Model | str | os.PathLike[str],
+        device_name: str = "CPU",
+        *,
+        batch_size: int | None = None,
+        num_requests: int | None = None,
+        performance_hint: str = "THROUGHPUT",
+        precision: str | None = None,
+        num_streams: int | str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        input_shape: tuple[int, ...] | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        source = read_model(model)
+        self.device_name = check_device(device_name)
+        if len(source.inputs) != 1:
+            names = [p.get_any_name() if p.get_names() else str(p) for p in source.inputs]
+            raise ValueError(
+                f"model has {len(source.inputs)} inputs {names}; salvo explains models with one "
+                "image input (wrap the others as constants first)"
+            )
+        if batch_size is None:
+            batch_size = self.DEFAULT_BATCH_SIZE
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if num_requests is not None and (
+            not isinstance(num_requests, (int, np.integer)) or num_requests < 1
+        ):
+            raise ValueError(f"num_requests must be a positive int or None, got {num_requests!r}")
+        if performance_hint not in _HINTS:
+            raise ValueError(f"performance_hint must be one of {_HINTS}, got {performance_hint!r}")
+        if precision is not None and precision.lower() not in _PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {sorted(set(_PRECISIONS.values()))} or None, "
+                f"got {precision!r}"
+            )
+        if not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.timeout = float(timeout)
+
+        self.model, self.batch_size = self._reshaped(source, int(batch_size), input_shape)
+        port = self.model.inputs[0]
+        shape = tuple(int(d) for d in port.get_shape())
+        self.input = InputInfo(
+            name=port.get_any_name() if port.get_names() else "input",
+            shape=shape,
+            dtype=np.dtype(port.get_element_type().to_dtype()),
+            layout=_guess_layout(port, shape),
+        )
+
+        props: dict[str, Any] = {"PERFORMANCE_HINT": performance_hint}
+        if precision is not None:
+            props["INFERENCE_PRECISION_HINT"] = _PRECISIONS[precision.lower()]
+        if num_streams is not None:
+            props["NUM_STREAMS"] = str(num_streams)
+        if cache_dir is not None:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            props["CACHE_DIR"] = str(cache_dir)
+        if config:
+            props.update(config)
+        self.config = props
+        t0 = time.perf_counter()
+        try:
+            self.compiled = get_core().compile_model(self.model, self.device_name, props)
+        except Exception as exc:
+            raise RuntimeError(
+                f"compiling the model for device {self.device_name!r} with {props} failed: {exc}"
+            ) from exc
+        self.compile_seconds = time.perf_counter() - t0
+        if num_requests is None:
+            try:
+                optimal = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            except Exception:
+                optimal = 2
+            num_requests = max(1, optimal) + 1
+        self.num_requests = int(num_requests)
+        logger.debug(
+            "compiled for %s in %.2fs: batch %d, %d requests, %s",
+            self.device_name, self.compile_seconds, self.batch_size, self.num_requests, props,
+        )
+        self._queue: ov.AsyncInferQueue | None = None
+
+    # ------------------------------------------------------------------ setup
+    @staticmethod
+    def _reshaped(
+        source: ov.Model, batch_size: int, input_shape: tuple[int, ...] | None
+    ) -> tuple[ov.Model, int]:
+        port = source.inputs[0]
+        pshape = port.get_partial_shape()
+        if pshape.rank.is_dynamic:
+            raise ValueError("the model input has a dynamic rank; give it a static rank first")
+        rank = pshape.rank.get_length()
+        if input_shape is not None:
+            item = tuple(int(d) for d in input_shape)
+            if len(item) != rank - 1:
+                raise ValueError(
+                    f"input_shape must have {rank - 1} dims (no batch), got {input_shape!r}"
+                )
+        else:
+            item_dims = list(pshape)[1:]
+            if any(d.is_dynamic for d in item_dims):
+                raise ValueError(
+                    f"the model input has dynamic dimensions {pshape}; pass input_shape "
+                    "(per-item shape without the batch dimension)"
+                )
+            item = tuple(d.get_length() for d in item_dims)
+        model = source.clone()
+        first = pshape[0]
+        if first.is_static and first.get_length() == batch_size and input_shape is None:
+            return model, batch_size
+        try:
+            model.reshape({model.inputs[0]: ov.PartialShape([batch_size, *item])})
+            for out in model.outputs:
+                oshape = out.get_partial_shape()
+                if oshape.rank.is_static and oshape.rank.get_length() >= 1:
+                    lead = oshape[0]
+                    if lead.is_static and lead.get_length() != batch_size:
+                        raise ValueError(f"output {out.get_any_name()} has leading dim {lead}")
+            return model, batch_size
+        except Exception as exc:
+            if batch_size == 1:
+                raise ValueError(f"the model cannot be given input shape {[1, *item]}: {exc}")
+            logger.info(
+                "the model cannot be reshaped to batch %d (%s); using batch 1",
+                batch_size, str(exc).splitlines()[0],
+            )
+            model = source.clone()
+            if not (first.is_static and first.get_length() == 1) or input_shape is not None:
+                model.reshape({model.inputs[0]: ov.PartialShape([1, *item])})
+            return model, 1
+
+    @property
+    def queue(self) -> ov.AsyncInferQueue:
+        """The engine's request queue (created on first use)."""
+        if self._queue is None:
+            self._queue = ov.AsyncInferQueue(self.compiled, self.num_requests)
+        return self._queue
+
+    # ------------------------------------------------------------------ running
+    def run(
+        self,
+        num_items: int,
+        fill: FillFn,
+        consume: ConsumeFn,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Run ``num_items`` items through the model.
+
+        Parameters
+        ----------
+        num_items
+            How many items (masked images, …) to infer.
+        fill
+            ``fill(out, start, stop)`` writes items ``start..stop-1`` into ``out[: stop-start]``,
+            a NumPy view of the idle request's input tensor (dtype and layout of the model input;
+            do not keep a reference to it).
+        consume
+            ``consume(start, stop, outputs)`` receives the outputs of those items, an ``OVDict``
+            whose arrays have leading dimension ``stop - start`` and are only valid during the
+            call. Batches are delivered in submission order, whatever order the requests
+            complete in.
+        progress
+            Called with the number of items just consumed.
+
+        Raises
+        ------
+        EngineTimeoutError
+            A request did not complete within ``timeout`` seconds.
+        Exception
+            Whatever ``fill``, ``consume`` or the inference raised, with its traceback.
+        """
+        if num_items < 0:
+            raise ValueError(f"num_items must be >= 0, got {num_items}")
+        if num_items == 0:
+            return
+        queue = self.queue
+        cond = threading.Condition()
+        done: dict[int, tuple[int, int, OVDict]] = {}
+        errors: list[BaseException] = []
+        state = {"in_flight": 0}
+
+        def on_done(request: ov.InferRequest, userdata: tuple[int, int, int]) -> None:
+            batch_index, start, stop = userdata
+            try:
+                n = stop - start
+                outputs = OVDict(
+                    {port: np.array(request.get_output_tensor(i).data[:n], copy=True)
+                     for i, port in enumerate(self.compiled.outputs)}
+                )
+            except BaseException as exc:  # reaches the caller from the main thread
+                outputs = None
+                errors.append(exc)
+            with cond:
+                if outputs is not None:
+                    done[batch_index] = (start, stop, outputs)
+                state["in_flight"] -= 1
+                cond.notify_all()
+
+        queue.set_callback(on_done)
+        num_batches = -(-num_items // self.batch_size)
+        next_deliver = 0
+
+        def deliver_ready() -> None:
+            nonlocal next_deliver
+            while True:
+                with cond:
+                    item = done.pop(next_deliver, None)
+                if item is None:
+                    return
+                start, stop, outputs = item
+                consume(start, stop, outputs)
+                next_deliver += 1
+                if progress is not None:
+                    progress(stop - start)
+
+        def wait_until(predicate: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + self.timeout
+            with cond:
+                while not predicate():
+                    if errors:
+                        return
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise EngineTimeoutError(
+                            f"an infer request on {self.device_name!r} did not complete within "
+                            f"{self.timeout:g} s (set timeout= to wait longer)"
+                        )
+                    # short waits keep Ctrl-C responsive
+                    cond.wait(min(remaining, 0.1))
+
+        try:
+            for b in range(num_batches):
+                wait_until(lambda: state["in_flight"] < self.num_requests)
+                if errors:
+                    raise errors[0]
+                deliver_ready()
+                start = b * self.batch_size
+                stop = min(num_items, start + self.batch_size)
+                request_id = queue.get_idle_request_id()
+                tensor = queue[request_id].get_input_tensor(0)
+                fill(tensor.data, start, stop)
+                with cond:
+                    state["in_flight"] += 1
+                try:
+                    queue.start_async(userdata=(b, start, stop))
+                except BaseException:
+                    with cond:
+                        state["in_flight"] -= 1
+                    raise
+            while next_deliver < num_batches:
+                wait_until(lambda: next_deliver in done or state["in_flight"] == 0)
+                if errors:
+                    raise errors[0]
+                if next_deliver not in done:
+                    raise RuntimeError(f"batch {next_deliver} finished without outputs")
+                deliver_ready()
+        except BaseException:
+            self._drain(cond, state)
+            raise
+
+    def _drain(self, cond: threading.Condition, state: dict[str, int]) -> None:
+        """After a failure or Ctrl-C: let requests in flight finish (bounded), drop results."""
+        deadline = time.monotonic() + min(self.timeout, 10.0)
+        with cond:
+            while state["in_flight"] > 0 and time.monotonic() < deadline:
+                cond.wait(0.05)
+        if state["in_flight"] > 0:
+            logger.warning("%d infer requests still running after a stop", state["in_flight"])
+
+    def infer_items(self, items: np.ndarray, *, progress: Callable[[int], None] | None = None
+                    ) -> list[np.ndarray]:
+        """Infer a stack of ready-made inputs ``(N, *item_shape)``; return each output stacked.
+
+        A convenience over :meth:`run` for small numbers of inputs.
+        """
+        items = np.asarray(items)
+        expected = self.input.shape[1:]
+        if items.ndim != len(self.input.shape) or tuple(items.shape[1:]) != expected:
+            raise ValueError(
+                f"items must have shape (N, {', '.join(map(str, expected))}) to match the model "
+                f"input {self.input.name!r}, got {items.shape}"
+            )
+        outs: list[list[np.ndarray]] = [[] for _ in self.compiled.outputs]
+
+        def fill(out: np.ndarray, start: int, stop: int) -> None:
+            out[: stop - start] = items[start:stop]
+
+        def consume(start: int, stop: int, outputs: OVDict) -> None:
+            for i, arr in enumerate(outputs.values()):
+                outs[i].append(np.array(arr, copy=True))
+
+        self.run(len(items), fill, consume, progress=progress)
+        return [np.concatenate(o, axis=0) for o in outs]
+
+    def __repr__(self) -> str:
+        return (
+            f"InferenceEngine(device={self.device_name!r}, batch_size={self.batch_size}, "
+            f"num_requests={self.num_requests}, input={self.input.shape} {self.input.dtype} "
+            f"{self.input.layout})"
+        )
