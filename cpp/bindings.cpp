@@ -4,12 +4,15 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
 #include "salvo/fill.hpp"
+#include "salvo/parallel.hpp"
+#include "salvo/rise.hpp"
 #include "salvo/simd.hpp"
 
 namespace py = pybind11;
@@ -85,6 +88,74 @@ void fill_masked(const farray& image, const farray& masks, py::array out,
     }
 }
 
+void check_rise_args(int num_cells, float prob, int64_t height, int64_t width) {
+    if (num_cells < 1)
+        throw std::invalid_argument("num_cells must be >= 1, got " + std::to_string(num_cells));
+    if (height < 1 || width < 1)
+        throw std::invalid_argument("height and width must be positive, got " +
+                                    std::to_string(height) + "x" + std::to_string(width));
+    if (num_cells > height || num_cells > width)
+        throw std::invalid_argument("num_cells (" + std::to_string(num_cells) +
+                                    ") must not exceed the image size " + std::to_string(height) +
+                                    "x" + std::to_string(width));
+    if (!(prob > 0.f && prob < 1.f))
+        throw std::invalid_argument("prob must be in (0, 1), got " + std::to_string(prob));
+}
+
+py::array_t<float> rise_masks(uint64_t seed, int64_t first, int64_t count, int num_cells,
+                              float prob, int64_t height, int64_t width, py::object out,
+                              int num_threads) {
+    check_threads(num_threads);
+    check_rise_args(num_cells, prob, height, width);
+    if (first < 0 || count < 0)
+        throw std::invalid_argument("first and count must be >= 0, got " +
+                                    std::to_string(first) + ", " + std::to_string(count));
+    py::array_t<float> result;
+    if (out.is_none()) {
+        result = py::array_t<float>({count, height, width});
+    } else {
+        result = py::reinterpret_borrow<py::array_t<float>>(out);
+        if (!py::isinstance<py::array_t<float>>(out) || result.ndim() != 3 ||
+            result.shape(0) < count || result.shape(1) != height || result.shape(2) != width ||
+            !(result.flags() & py::array::c_style) || !result.writeable())
+            throw std::invalid_argument(
+                "out must be a writable C-contiguous float32 array of shape (>= count, height, "
+                "width)");
+    }
+    float* dst = result.mutable_data();
+    {
+        py::gil_scoped_release release;
+        salvo::rise_masks(seed, first, count, num_cells, prob, height, width, dst, num_threads);
+    }
+    return result;
+}
+
+py::tuple rise_grid(uint64_t seed, int64_t mask_index, int num_cells, float prob, int64_t height,
+                    int64_t width) {
+    check_rise_args(num_cells, prob, height, width);
+    const int64_t cell_h = (height + num_cells - 1) / num_cells;
+    const int64_t cell_w = (width + num_cells - 1) / num_cells;
+    py::array_t<uint8_t> grid({num_cells, num_cells});
+    int64_t dy = 0, dx = 0;
+    salvo::rise_grid(seed, mask_index, num_cells, prob, cell_h, cell_w, grid.mutable_data(), &dy,
+                     &dx);
+    return py::make_tuple(grid, dy, dx);
+}
+
+// Exercises parallel_for's error path: task `fail_at` throws; the error must reach Python.
+int64_t parallel_selftest(int64_t n, int64_t fail_at, int num_threads) {
+    check_threads(num_threads);
+    std::atomic<int64_t> count{0};
+    {
+        py::gil_scoped_release release;
+        salvo::parallel_for(n, num_threads, [&](int64_t i) {
+            if (i == fail_at) throw std::runtime_error("task " + std::to_string(i) + " failed");
+            count.fetch_add(1, std::memory_order_relaxed);
+        });
+    }
+    return count.load();
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -99,5 +170,17 @@ PYBIND11_MODULE(_native, m) {
           "Instruction set of this build's baseline flags.");
     m.def("runtime_simd_level", &salvo::runtime_simd_level,
           "The variant multi-versioned kernels use on this CPU.");
+    m.def("rise_masks", &rise_masks, py::arg("seed"), py::arg("first"), py::arg("count"),
+          py::arg("num_cells"), py::arg("prob"), py::arg("height"), py::arg("width"),
+          py::arg("out") = py::none(), py::arg("num_threads") = 1,
+          "RISE masks first..first+count-1 as (count, height, width) float32 (see rise.hpp).");
+    m.def("rise_grid", &rise_grid, py::arg("seed"), py::arg("mask_index"), py::arg("num_cells"),
+          py::arg("prob"), py::arg("height"), py::arg("width"),
+          "The random parts of one RISE mask: (grid uint8 (n, n), dy, dx).");
+    m.def("rise_hash", &salvo::rise_hash, py::arg("seed"), py::arg("mask_index"), py::arg("draw"),
+          "The counter-based 64-bit hash behind every RISE draw.");
+    m.def("_parallel_selftest", &parallel_selftest, py::arg("n"), py::arg("fail_at"),
+          py::arg("num_threads"),
+          "Test hook: run n tasks, task fail_at throws; returns how many tasks succeeded.");
     m.attr("HAS_TARGET_CLONES") = py::bool_(SALVO_HAS_TARGET_CLONES);
 }

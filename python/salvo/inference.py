@@ -30,8 +30,9 @@ MODEL_SUFFIXES = (".xml", ".onnx", ".tflite", ".pb", ".pdmodel")
 FillFn = Callable[[np.ndarray, int, int], None]
 """``fill(out, start, stop)``: write items ``start..stop-1`` into ``out[: stop - start]``."""
 
-ConsumeFn = Callable[[int, int, OVDict], None]
-"""``consume(start, stop, outputs)``: outputs of items ``start..stop-1`` (leading dim stop-start)."""
+ConsumeFn = Callable[[int, int, OVDict], "bool | None"]
+"""``consume(start, stop, outputs)``: outputs of items ``start..stop-1`` (leading dim stop-start).
+Returning ``True`` stops the run: no further batch is submitted or delivered."""
 
 _PRECISIONS = {"f32": "f32", "fp32": "f32", "f16": "f16", "fp16": "f16", "bf16": "bf16"}
 _HINTS = ("THROUGHPUT", "LATENCY", "CUMULATIVE_THROUGHPUT")
@@ -364,7 +365,7 @@ class InferenceEngine:
         consume: ConsumeFn,
         *,
         progress: Callable[[int], None] | None = None,
-    ) -> None:
+    ) -> int:
         """Run ``num_items`` items through the model.
 
         Parameters
@@ -379,9 +380,15 @@ class InferenceEngine:
             ``consume(start, stop, outputs)`` receives the outputs of those items, an ``OVDict``
             whose arrays have leading dimension ``stop - start`` and are only valid during the
             call. Batches are delivered in submission order, whatever order the requests
-            complete in.
+            complete in. If it returns ``True`` the run stops early: nothing more is
+            submitted, and batches still in flight are waited for and dropped.
         progress
             Called with the number of items just consumed.
+
+        Returns
+        -------
+        int
+            Items submitted to the device (``num_items`` unless the consumer stopped the run).
 
         Raises
         ------
@@ -393,7 +400,7 @@ class InferenceEngine:
         if num_items < 0:
             raise ValueError(f"num_items must be >= 0, got {num_items}")
         if num_items == 0:
-            return
+            return 0
         queue = self.queue
         cond = threading.Condition()
         done: dict[int, tuple[int, int, OVDict]] = {}
@@ -420,16 +427,18 @@ class InferenceEngine:
         queue.set_callback(on_done)
         num_batches = -(-num_items // self.batch_size)
         next_deliver = 0
+        stopped = False
+        submitted = 0
 
         def deliver_ready() -> None:
-            nonlocal next_deliver
-            while True:
+            nonlocal next_deliver, stopped
+            while not stopped:
                 with cond:
                     item = done.pop(next_deliver, None)
                 if item is None:
                     return
                 start, stop, outputs = item
-                consume(start, stop, outputs)
+                stopped = bool(consume(start, stop, outputs))
                 next_deliver += 1
                 if progress is not None:
                     progress(stop - start)
@@ -451,10 +460,22 @@ class InferenceEngine:
 
         try:
             for b in range(num_batches):
-                wait_until(lambda: state["in_flight"] < self.num_requests)
-                if errors:
-                    raise errors[0]
-                deliver_ready()
+                # a request may be reused once its results are delivered: in flight plus
+                # finished-but-undelivered batches never exceed num_requests
+                while True:
+                    deliver_ready()
+                    if stopped:
+                        break
+                    wait_until(
+                        lambda: state["in_flight"] + len(done) < self.num_requests
+                        or next_deliver in done
+                    )
+                    if errors:
+                        raise errors[0]
+                    if next_deliver not in done:
+                        break
+                if stopped:
+                    break
                 start = b * self.batch_size
                 stop = min(num_items, start + self.batch_size)
                 request_id = queue.get_idle_request_id()
@@ -468,13 +489,17 @@ class InferenceEngine:
                     with cond:
                         state["in_flight"] -= 1
                     raise
-            while next_deliver < num_batches:
+                submitted = stop
+            while next_deliver < num_batches and not stopped:
                 wait_until(lambda: next_deliver in done or state["in_flight"] == 0)
                 if errors:
                     raise errors[0]
                 if next_deliver not in done:
                     raise RuntimeError(f"batch {next_deliver} finished without outputs")
                 deliver_ready()
+            if stopped:
+                self._drain(cond, state)
+            return submitted
         except BaseException:
             self._drain(cond, state)
             raise

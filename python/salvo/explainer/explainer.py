@@ -1,0 +1,474 @@
+"""The Explainer: resolves mode and method, normalises targets, returns an Explanation."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import openvino as ov
+
+from salvo.common import (
+    BLACKBOX_METHODS,
+    SALIENCY_MAP_OUTPUT_NAME,
+    WHITEBOX_METHODS,
+    ExplainMode,
+    Method,
+    Task,
+)
+from salvo.explainer.explanation import Explanation
+from salvo.inference import InferenceEngine, check_device, read_model
+
+logger = logging.getLogger(__name__)
+
+PER_IMAGE_MAP = "per_image_map"
+
+#: Keyword arguments each method understands (constructor or call).
+METHOD_KWARGS: dict[Method, frozenset[str]] = {
+    Method.ACTIVATIONMAP: frozenset(),
+    Method.RECIPROCAM: frozenset(),
+    Method.VITRECIPROCAM: frozenset({"use_gaussian", "cls_token", "final_norm", "num_blocks"}),
+    Method.DETCLASSPROBABILITYMAP: frozenset({"num_anchors", "saliency_map_size", "layout"}),
+    Method.RISE: frozenset(
+        {"preset", "num_masks", "num_cells", "prob", "seed", "scale_output", "tolerance",
+         "estimator", "check_every"}
+    ),
+    Method.AISE: frozenset(
+        {"preset", "num_iterations_per_kernel", "kernel_widths", "solver_epsilon",
+         "locally_biased", "divisors"}
+    ),
+}
+#: Keywords that configure how the model is run, accepted by every method.
+ENGINE_KWARGS = frozenset(
+    {"batch_size", "num_requests", "precision", "inference_precision", "performance_hint",
+     "cache_dir", "timeout", "progress"}
+)
+ALL_METHOD_KWARGS = frozenset().union(*METHOD_KWARGS.values()) | ENGINE_KWARGS
+
+
+def identity(x: Any) -> Any:
+    """The default ``preprocess_fn``: the input is already what the model takes."""
+    return x
+
+
+def _as_enum(enum: type, value: Any, argument: str) -> Any:
+    if isinstance(value, enum):
+        return value
+    try:
+        return enum(value.lower() if isinstance(value, str) else value)
+    except (ValueError, AttributeError):
+        valid = ", ".join(f"{m.name}" for m in enum)
+        raise ValueError(f"{argument} must be one of {valid}; got {value!r}") from None
+
+
+def _check_kwargs(kwargs: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(set(kwargs) - ALL_METHOD_KWARGS)
+    if unknown:
+        raise TypeError(
+            f"{where} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+            f"method keywords are: {', '.join(sorted(ALL_METHOD_KWARGS))}"
+        )
+
+
+class Explainer:
+    """Explain an OpenVINO image model: white-box (graph edit) or black-box (many inferences).
+
+    Parameters
+    ----------
+    model
+        An ``openvino.Model`` or a path to a model file (.xml, .onnx, …). Not modified.
+    task
+        :class:`~salvo.Task` (or its string value).
+    preprocess_fn
+        Turns the user's image into the model input; identity by default (the user then passes an
+        already preprocessed batch).
+    postprocess_fn
+        Turns the raw model outputs (an ``OVDict``) into class scores ``(B, num_classes)``;
+        needed by black-box methods.
+    explain_mode
+        :class:`~salvo.ExplainMode`: ``AUTO`` tries white-box, then falls back to black-box.
+    explain_method
+        :class:`~salvo.Method`; ``None`` chooses (ReciproCAM / ViT-ReciproCAM for white-box
+        classification, DetClassProbabilityMap for detection, AISE for black-box).
+    target_layer
+        White-box insertion point (a node name; for detection, a list of class-head names).
+    embed_scaling
+        Min-max scale white-box maps to uint8 inside the graph.
+    device_name
+        Any OpenVINO device string (``CPU``, ``GPU.1``, ``AUTO``, ``MULTI:…``, ``HETERO:…``).
+    **method_kwargs
+        Method parameters (``preset``, ``num_masks``, …); they can also be given per call.
+    """
+
+    def __init__(
+        self,
+        model: ov.Model | str | os.PathLike[str],
+        task: Task | str,
+        preprocess_fn: Callable[[Any], np.ndarray] = identity,
+        postprocess_fn: Callable[[Any], Any] | None = None,
+        explain_mode: ExplainMode | str = ExplainMode.AUTO,
+        explain_method: Method | str | None = None,
+        target_layer: str | Sequence[str] | None = None,
+        embed_scaling: bool = True,
+        device_name: str = "CPU",
+        **method_kwargs: Any,
+    ) -> None:
+        _check_kwargs(method_kwargs, "Explainer()")
+        self.model = read_model(model)
+        self.task = _as_enum(Task, task, "task")
+        self.explain_mode = _as_enum(ExplainMode, explain_mode, "explain_mode")
+        requested = None if explain_method is None else _as_enum(
+            Method, explain_method, "explain_method"
+        )
+        self.device_name = check_device(device_name)
+        if preprocess_fn is None:
+            preprocess_fn = identity
+        if not callable(preprocess_fn):
+            raise TypeError(f"preprocess_fn must be callable, got {type(preprocess_fn).__name__}")
+        if postprocess_fn is not None and not callable(postprocess_fn):
+            raise TypeError(f"postprocess_fn must be callable, got {type(postprocess_fn).__name__}")
+        if preprocess_fn is identity:
+            logger.info(
+                "Assigning preprocess_fn to identity function assumes that input images were "
+                "already preprocessed by user before passing it to the model. Please define "
+                "preprocessing function OR preprocess images beforehand."
+            )
+        self.preprocess_fn = preprocess_fn
+        self.postprocess_fn = postprocess_fn
+        self.target_layer = target_layer
+        self.embed_scaling = bool(embed_scaling)
+        self.method_kwargs = dict(method_kwargs)
+
+        if len(self.model.inputs) != 1:
+            raise ValueError(
+                f"model has {len(self.model.inputs)} inputs; salvo explains models with one "
+                "image input"
+            )
+
+        self._engine: InferenceEngine | None = None
+        self._xai_model: ov.Model | None = None
+        self._blackbox: Any = None
+
+        mode = self.explain_mode
+        if mode == ExplainMode.WHITEBOX and requested in BLACKBOX_METHODS:
+            raise ValueError(
+                f"explain_method {requested.name} is a black-box method; use "
+                "explain_mode=ExplainMode.BLACKBOX or AUTO"
+            )
+        if mode == ExplainMode.BLACKBOX and requested in WHITEBOX_METHODS:
+            raise ValueError(
+                f"explain_method {requested.name} is a white-box method; use "
+                "explain_mode=ExplainMode.WHITEBOX or AUTO"
+            )
+        if mode in (ExplainMode.WHITEBOX, ExplainMode.AUTO) and requested not in BLACKBOX_METHODS:
+            try:
+                self._init_whitebox(requested)
+                self.explain_mode = ExplainMode.WHITEBOX
+            except Exception as exc:
+                from salvo.methods.whitebox import XAIInsertionError
+
+                if mode == ExplainMode.WHITEBOX or not isinstance(exc, XAIInsertionError):
+                    if isinstance(exc, XAIInsertionError):
+                        raise RuntimeError(
+                            f"Insertion of the XAI branch into the model failed ({exc}); "
+                            "try explain_mode=ExplainMode.BLACKBOX (needs postprocess_fn)"
+                        ) from exc
+                    raise
+                if postprocess_fn is None:
+                    raise ValueError(
+                        "white-box explanation is not possible for this model "
+                        f"({exc}) and the black-box fallback needs postprocess_fn "
+                        "(raw model outputs -> class scores)"
+                    ) from exc
+                logger.info(
+                    "Failed to insert XAI into the model (%s). Falling back to black-box mode.",
+                    exc,
+                )
+                requested = None
+                mode = ExplainMode.BLACKBOX
+        if mode == ExplainMode.BLACKBOX or requested in BLACKBOX_METHODS:
+            self.explain_mode = ExplainMode.BLACKBOX
+            if postprocess_fn is None:
+                raise ValueError(
+                    "black-box explanation needs postprocess_fn (raw model outputs -> class "
+                    "scores (B, num_classes))"
+                )
+            self._init_blackbox(requested)
+        self._warn_foreign_kwargs(self.method_kwargs)
+
+    # ------------------------------------------------------------------ modes
+    def _init_whitebox(self, requested: Method | None) -> None:
+        from salvo.methods.whitebox import insert_xai
+
+        wb_kwargs = {
+            k: v for k, v in self.method_kwargs.items()
+            if requested is not None and k in METHOD_KWARGS[requested]
+        }
+        self._xai_model = insert_xai(
+            self.model,
+            self.task,
+            explain_method=requested,
+            target_layer=self.target_layer,
+            embed_scaling=self.embed_scaling,
+            **wb_kwargs,
+        )
+        self.explain_method = _detect_method(self._xai_model, requested, self.task)
+        engine_kwargs = self._engine_kwargs(self.method_kwargs)
+        self._engine = InferenceEngine(
+            self._xai_model,
+            self.device_name,
+            batch_size=1,
+            num_requests=1,
+            performance_hint=engine_kwargs.pop("performance_hint", "LATENCY"),
+            **engine_kwargs,
+        )
+        logger.info("Explaining the model in white-box mode.")
+
+    def _init_blackbox(self, requested: Method | None) -> None:
+        from salvo.methods.blackbox import BlackBoxRunner
+
+        method = requested or Method.AISE
+        self.explain_method = method
+        self._blackbox = BlackBoxRunner(
+            method, self.model, self.task, self.postprocess_fn, self.device_name
+        )
+        # compile now, so the first call does not pay for it
+        engine_kwargs, _, progress = self._split_blackbox_kwargs(self.method_kwargs)
+        self._blackbox.impl(engine_kwargs, progress)
+        logger.info("Explaining the model in black-box mode.")
+
+    @staticmethod
+    def _split_blackbox_kwargs(
+        kwargs: Mapping[str, Any],
+    ) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        from salvo.methods.blackbox import ENGINE_KEYS
+
+        engine = {k: v for k, v in kwargs.items() if k in ENGINE_KEYS}
+        progress = bool(kwargs.get("progress", True))
+        params = {k: v for k, v in kwargs.items()
+                  if k not in ENGINE_KEYS and k != "progress"}
+        return engine, params, progress
+
+    @staticmethod
+    def _engine_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        precision = kwargs.get("inference_precision") or kwargs.get("precision")
+        if precision is not None:
+            out["precision"] = precision
+        for key in ("performance_hint", "cache_dir", "timeout"):
+            if key in kwargs:
+                out[key] = kwargs[key]
+        return out
+
+    def _warn_foreign_kwargs(self, kwargs: Mapping[str, Any]) -> None:
+        own = METHOD_KWARGS[self.explain_method] | ENGINE_KWARGS
+        foreign = sorted(set(kwargs) - own)
+        if foreign:
+            warnings.warn(
+                f"keyword argument(s) {', '.join(map(repr, foreign))} do not apply to "
+                f"{self.explain_method.name} ({self.explain_mode.name.lower()} mode) and are "
+                "ignored",
+                UserWarning,
+                stacklevel=3,
+            )
+
+    # ------------------------------------------------------------------ call
+    def __call__(
+        self,
+        data: Any,
+        targets: int | str | Iterable[int | str] | None = -1,
+        original_input_image: np.ndarray | None = None,
+        label_names: Sequence[str] | None = None,
+        output_size: tuple[int, int] | None = None,
+        scaling: bool = False,
+        resize: bool = True,
+        colormap: bool = True,
+        overlay: bool = False,
+        overlay_weight: float = 0.5,
+        overlay_prediction: bool = True,
+        **method_kwargs: Any,
+    ) -> Explanation:
+        """Explain ``data``; see the class docstring and SPEC section 2 for the arguments."""
+        _check_kwargs(method_kwargs, "Explainer.__call__()")
+        if method_kwargs:
+            self._warn_foreign_kwargs(method_kwargs)
+        if label_names is not None:
+            label_names = list(label_names)
+        if not (0.0 <= float(overlay_weight) <= 1.0):
+            raise ValueError(f"overlay_weight must be in [0, 1], got {overlay_weight!r}")
+        x = self._preprocess(data)
+        if self._blackbox is not None:
+            kwargs = {**self.method_kwargs, **method_kwargs}
+            own = METHOD_KWARGS[self.explain_method] | ENGINE_KWARGS
+            engine_kwargs, params, progress = self._split_blackbox_kwargs(
+                {k: v for k, v in kwargs.items() if k in own}
+            )
+            impl = self._blackbox.impl(engine_kwargs, progress)
+            unmasked = impl.scores_of(x)
+            keys = resolve_targets(targets, unmasked.shape[0], label_names)
+            raw, predictions, num_inferences, target_keys = impl.explain(
+                x, keys, unmasked, **params
+            )
+            num_inferences += 1
+        else:
+            raw, predictions, num_inferences, target_keys = self._explain_whitebox(
+                x, targets, label_names
+            )
+        return self._visualise(
+            raw, target_keys, data, x, predictions, num_inferences, label_names,
+            original_input_image=original_input_image, output_size=output_size,
+            scaling=scaling, resize=resize, colormap=colormap, overlay=overlay,
+            overlay_weight=overlay_weight,
+        )
+
+    def _preprocess(self, data: Any) -> np.ndarray:
+        x = self.preprocess_fn(data)
+        x = np.asarray(x)
+        port = self.model.inputs[0]
+        pshape = port.get_partial_shape()
+        rank = pshape.rank.get_length()
+        if x.ndim == rank - 1:
+            x = x[None]
+        if x.ndim != rank:
+            raise ValueError(
+                f"the preprocessed input has shape {x.shape}, but the model input "
+                f"{port.get_any_name()!r} expects {pshape}; check preprocess_fn"
+            )
+        if x.shape[0] != 1:
+            raise ValueError(
+                f"the preprocessed input has batch size {x.shape[0]}; salvo explains one image "
+                "per call (use a loop, or explain_many)"
+            )
+        for i, dim in enumerate(pshape):
+            if dim.is_static and dim.get_length() != x.shape[i] and i > 0:
+                raise ValueError(
+                    f"the preprocessed input has shape {x.shape}, but the model input "
+                    f"{port.get_any_name()!r} expects {pshape}; check preprocess_fn"
+                )
+        if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+            raise ValueError("the preprocessed input contains NaN or infinite values")
+        want = np.dtype(port.get_element_type().to_dtype())
+        if x.dtype != want:
+            if want == np.uint8 and np.issubdtype(x.dtype, np.floating):
+                if x.min() < 0 or x.max() > 255:
+                    raise ValueError(
+                        f"the model input is uint8 but the preprocessed input is {x.dtype} with "
+                        f"values in [{x.min():g}, {x.max():g}]"
+                    )
+            x = x.astype(want)
+        return x
+
+    def _explain_whitebox(
+        self, x: np.ndarray, targets: Any, label_names: list[str] | None
+    ) -> tuple[np.ndarray, dict, int, list]:
+        assert self._engine is not None and self._xai_model is not None
+        outputs = self._engine.infer_items(x)
+        names = [o.get_names() for o in self._xai_model.outputs]
+        idx = next(i for i, n in enumerate(names) if SALIENCY_MAP_OUTPUT_NAME in n)
+        smap = outputs[idx][0]
+        predictions: dict = {}
+        if self.explain_method == Method.ACTIVATIONMAP:
+            if smap.ndim == 3:
+                smap = smap[0]
+            return smap[None], predictions, 1, [PER_IMAGE_MAP]
+        num_classes = smap.shape[0]
+        keys = resolve_targets(targets, num_classes, label_names)
+        if self.postprocess_fn is not None and self.task == Task.CLASSIFICATION:
+            from openvino.utils.data_helpers.wrappers import OVDict
+
+            raw = OVDict({port: outputs[i] for i, port in enumerate(self._engine.compiled.outputs)
+                          if i != idx})
+            try:
+                scores = np.asarray(self.postprocess_fn(raw)).reshape(-1)
+                from salvo.explainer.explanation import Prediction
+
+                for k in keys:
+                    if k < scores.size:
+                        predictions[k] = Prediction(
+                            label=k, score=float(scores[k]), bounding_box=None
+                        )
+            except Exception as exc:  # predictions are a courtesy in white-box mode
+                logger.debug("postprocess_fn failed on the white-box outputs: %s", exc)
+        return smap[keys], predictions, 1, keys
+
+    def _visualise(self, raw, keys, data, x, predictions, num_inferences, label_names, **vis):
+        from salvo.visualization import process_saliency_maps
+
+        maps = process_saliency_maps(raw, targets=keys, data=data, **vis)
+        return Explanation(
+            saliency_map=maps,
+            targets=list(keys),
+            task=self.task,
+            label_names=label_names,
+            predictions=predictions,
+            num_inferences=num_inferences,
+            method=self.explain_method,
+        )
+
+
+def _detect_method(xai_model: ov.Model, requested: Method | None, task: Task) -> Method:
+    if requested is not None:
+        return requested
+    info = xai_model.get_rt_info()
+    try:
+        return Method(str(info["salvo_method"]))
+    except Exception:
+        pass
+    return Method.DETCLASSPROBABILITYMAP if task == Task.DETECTION else Method.RECIPROCAM
+
+
+def resolve_targets(
+    targets: int | str | Iterable[int | str] | None,
+    num_classes: int,
+    label_names: Sequence[str] | None,
+) -> list[int]:
+    """Normalise ``targets`` to a list of plain int class indices.
+
+    ``-1`` or ``None`` means all classes; names need ``label_names``.
+
+    Raises
+    ------
+    ValueError
+        An unknown label name, an index out of range, or a name without ``label_names``.
+    """
+    if targets is None or (isinstance(targets, (int, np.integer)) and int(targets) == -1):
+        return list(range(num_classes))
+    if isinstance(targets, (str, int, np.integer)):
+        targets = [targets]
+    out: list[int] = []
+    for t in targets:
+        if isinstance(t, (bool, np.bool_)):
+            raise ValueError(f"targets: {t!r} is not a class index or label name")
+        if isinstance(t, (int, np.integer)):
+            if not 0 <= int(t) < num_classes:
+                raise ValueError(
+                    f"targets: class index {int(t)} is out of range for a model with "
+                    f"{num_classes} classes (valid: 0..{num_classes - 1}, or -1 for all)"
+                )
+            out.append(int(t))
+        elif isinstance(t, str):
+            if label_names is None:
+                raise ValueError(
+                    f"targets: label name {t!r} needs label_names (a list of class names)"
+                )
+            try:
+                out.append(list(label_names).index(t))
+            except ValueError:
+                import difflib
+
+                close = difflib.get_close_matches(t, list(label_names), n=3)
+                hint = f"; did you mean {close}?" if close else ""
+                raise ValueError(f"targets: label name {t!r} is not in label_names{hint}") from None
+            if out[-1] >= num_classes:
+                raise ValueError(
+                    f"targets: label {t!r} has index {out[-1]}, out of range for a model with "
+                    f"{num_classes} classes"
+                )
+        else:
+            raise ValueError(f"targets: {t!r} is not a class index or label name")
+    if not out:
+        raise ValueError("targets is empty; use -1 or None for all classes")
+    return list(dict.fromkeys(out))

@@ -1,0 +1,112 @@
+"""What every black-box method shares: the engine, the scoring of raw outputs, predictions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import openvino as ov
+from openvino.utils.data_helpers.wrappers import OVDict
+
+from salvo.inference import InferenceEngine
+
+logger = logging.getLogger(__name__)
+
+#: Engine keywords every black-box method accepts.
+ENGINE_KEYS = ("batch_size", "num_requests", "precision", "inference_precision",
+               "performance_hint", "cache_dir", "timeout")
+
+
+def make_engine(model: ov.Model, device_name: str, **kwargs: Any) -> InferenceEngine:
+    """Compile ``model`` for black-box use: batched, throughput hint, several requests."""
+    precision = kwargs.pop("inference_precision", None) or kwargs.pop("precision", None)
+    kwargs.pop("precision", None)
+    return InferenceEngine(model, device_name, precision=precision, **kwargs)
+
+
+class Scorer:
+    """Turn raw outputs into class scores with the user's ``postprocess_fn``, checked.
+
+    salvo calls ``postprocess_fn`` once per batch and expects ``(B, num_classes)``. If it returns a
+    leading dimension of 1 for ``B > 1`` (a function written for one image), the scorer says so
+    once and calls it one item at a time from then on.
+    """
+
+    def __init__(self, postprocess_fn: Callable[[OVDict], Any]) -> None:
+        self.postprocess_fn = postprocess_fn
+        self.per_item = False
+        self.num_classes: int | None = None
+
+    def _call(self, outputs: OVDict) -> np.ndarray:
+        try:
+            scores = self.postprocess_fn(outputs)
+        except Exception as exc:
+            raise ValueError(f"postprocess_fn raised {type(exc).__name__}: {exc}") from exc
+        scores = np.asarray(scores)
+        if scores.dtype == object or not np.issubdtype(scores.dtype, np.number):
+            raise ValueError(
+                f"postprocess_fn must return numeric class scores, got dtype {scores.dtype}"
+            )
+        return scores
+
+    def __call__(self, outputs: OVDict, n: int) -> np.ndarray:
+        """Scores ``(n, num_classes)`` float32 for a batch of ``n`` items."""
+        if not self.per_item:
+            scores = self._call(outputs)
+            if scores.ndim == 1 and n == 1:
+                scores = scores[None]
+            if scores.ndim == 2 and scores.shape[0] == n:
+                return self._check(scores)
+            if n > 1 and scores.ndim == 2 and scores.shape[0] == 1:
+                logger.warning(
+                    "postprocess_fn returned scores of shape %s for a batch of %d; calling it "
+                    "one item at a time (return (B, num_classes) to avoid this)", scores.shape, n,
+                )
+                self.per_item = True
+            else:
+                raise ValueError(
+                    f"postprocess_fn returned shape {scores.shape} for a batch of {n} items; "
+                    f"expected ({n}, num_classes)"
+                )
+        rows = []
+        for i in range(n):
+            one = OVDict({port: arr[i : i + 1] for port, arr in outputs.items()})
+            s = self._call(one).reshape(-1)
+            rows.append(s)
+        return self._check(np.stack(rows))
+
+    def _check(self, scores: np.ndarray) -> np.ndarray:
+        scores = scores.astype(np.float32, copy=False)
+        if self.num_classes is None:
+            self.num_classes = scores.shape[1]
+        elif scores.shape[1] != self.num_classes:
+            raise ValueError(
+                f"postprocess_fn returned {scores.shape[1]} classes, earlier {self.num_classes}"
+            )
+        if not np.all(np.isfinite(scores)):
+            bad = np.argwhere(~np.isfinite(scores))[0]
+            raise ValueError(
+                f"postprocess_fn returned a non-finite score ({scores[tuple(bad)]}) for item "
+                f"{bad[0]}, class {bad[1]}"
+            )
+        return scores
+
+
+def image_for_fill(x: np.ndarray, engine: InferenceEngine) -> np.ndarray:
+    """The preprocessed image ``(1, …)`` as float32 ``(C, H, W)`` or ``(H, W, C)``."""
+    layout = engine.input.layout
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(
+            f"black-box methods need an image input (NCHW or NHWC); the model input has shape "
+            f"{engine.input.shape}"
+        )
+    return np.ascontiguousarray(x[0], dtype=np.float32)
+
+
+def predictions_for(scores: np.ndarray, keys: Sequence[int]) -> dict[int, Any]:
+    """``{target: Prediction(label=target, score, None)}`` from unmasked scores ``(C,)``."""
+    from salvo.explainer.explanation import Prediction
+
+    return {k: Prediction(label=k, score=float(scores[k]), bounding_box=None) for k in keys}

@@ -1,0 +1,380 @@
+"""RISE (Petsiuk et al., arXiv 1806.07421) at the device's throughput limit.
+
+Masks are generated in C++ from counters (mask ``i`` is a pure function of ``(seed, i)``) and
+written, multiplied with the image, straight into the infer requests' input tensors. Scores are
+accumulated as batches complete, in fixed chunks of :data:`CHUNK` masks in mask order, each chunk
+one matrix product ``scores (K, T)^T @ masks (K, H*W)``; so memory does not grow with the number
+of masks and the map is bit-identical whatever the batch size, the number of requests, or the
+order requests complete in.
+
+Two estimators share the same masks and the same inferences:
+
+``"plain"``
+    The reference's ``sum_i s_i[t] * m_i`` (exact reference semantics).
+``"centered"`` (default)
+    ``sum_i (s_i[t] - mean_t) * m_i``. Its expectation differs from plain RISE's only by a constant
+    times ``E[m]``, which is flat up to border effects that min-max scaling hides, while its
+    variance is far smaller: the same map quality with many fewer masks. It streams at no extra
+    cost: ``sum s_i m_i``, ``sum m_i`` and ``sum s_i`` are accumulated and combined at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+import openvino as ov
+from openvino.utils.data_helpers.wrappers import OVDict
+
+from salvo.common import Preset
+from salvo.kernels import fill_masked, rise_masks
+from salvo.methods.blackbox.base import (
+    ENGINE_KEYS,
+    Scorer,
+    image_for_fill,
+    make_engine,
+    predictions_for,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Masks per accumulation step (fixed, so results do not depend on the engine's batch size).
+CHUNK = 32
+ESTIMATORS = ("centered", "plain")
+
+
+@dataclass(frozen=True)
+class RISEParams:
+    """RISE hyper-parameters.
+
+    Attributes
+    ----------
+    num_masks
+        Masks (inferences) to use; with ``tolerance``, the most to use.
+    num_cells
+        Grid cells per axis of each mask.
+    prob
+        Probability that a cell is on.
+    seed
+        Seed of the counter-based mask generator.
+    scale_output
+        Min-max scale each map to uint8 [0, 255]; otherwise float32 maps.
+    estimator
+        ``"centered"`` (default, variance-reduced) or ``"plain"`` (the reference's).
+    tolerance
+        Stop early once the normalised maps change by less than this between checks (mean
+        absolute change of the [0, 1]-scaled map, worst target); ``None`` runs all masks.
+    check_every
+        Masks between two tolerance checks (a multiple of 32).
+    """
+
+    num_masks: int = 5000
+    num_cells: int = 8
+    prob: float = 0.5
+    seed: int = 0
+    scale_output: bool = True
+    estimator: str = "centered"
+    tolerance: float | None = None
+    check_every: int = 256
+
+    def validate(self, height: int, width: int) -> RISEParams:
+        if not isinstance(self.num_masks, (int, np.integer)) or self.num_masks <= 0:
+            raise ValueError(f"num_masks must be a positive int, got {self.num_masks!r}")
+        if not isinstance(self.num_cells, (int, np.integer)) or self.num_cells < 1:
+            raise ValueError(f"num_cells must be a positive int, got {self.num_cells!r}")
+        if self.num_cells > min(height, width):
+            raise ValueError(
+                f"num_cells={self.num_cells} is larger than the image ({height}x{width})"
+            )
+        if not (isinstance(self.prob, (int, float)) and 0.0 < float(self.prob) < 1.0):
+            raise ValueError(f"prob must be in (0, 1), got {self.prob!r}")
+        if not isinstance(self.seed, (int, np.integer)):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if self.tolerance is not None and not (
+            isinstance(self.tolerance, (int, float)) and self.tolerance > 0
+        ):
+            raise ValueError(f"tolerance must be a positive number or None, got {self.tolerance!r}")
+        if (
+            not isinstance(self.check_every, (int, np.integer))
+            or self.check_every < CHUNK
+            or self.check_every % CHUNK
+        ):
+            raise ValueError(
+                f"check_every must be a positive multiple of {CHUNK}, got {self.check_every!r}"
+            )
+        return self
+
+
+#: (num_masks, num_cells) per preset, as the reference defines them.
+RISE_PRESETS: dict[Preset, RISEParams] = {
+    Preset.SPEED: RISEParams(num_masks=1000, num_cells=4),
+    Preset.BALANCE: RISEParams(num_masks=5000, num_cells=8),
+    Preset.QUALITY: RISEParams(num_masks=10000, num_cells=12),
+}
+PARAM_NAMES = frozenset(f.name for f in fields(RISEParams))
+
+
+def resolve_params(preset: Preset | str | None = None, **overrides: Any) -> RISEParams:
+    """Preset (BALANCE by default) then explicit keywords, which win."""
+    if preset is None:
+        preset = Preset.BALANCE
+    if not isinstance(preset, Preset):
+        try:
+            preset = Preset(str(preset).lower())
+        except ValueError:
+            raise ValueError(
+                f"preset must be one of {[p.name for p in Preset]}, got {preset!r}"
+            ) from None
+    unknown = set(overrides) - PARAM_NAMES
+    if unknown:
+        raise TypeError(f"unknown RISE parameter(s): {sorted(unknown)}")
+    return replace(RISE_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None
+                                           or k == "tolerance"})
+
+
+def _scaled(maps: np.ndarray) -> np.ndarray:
+    """Min-max each map of (T, P) to [0, 1] (float32)."""
+    lo = maps.min(axis=1, keepdims=True)
+    hi = maps.max(axis=1, keepdims=True)
+    return (maps - lo) / (hi - lo + 1e-12)
+
+
+class Accumulator:
+    """Streaming ``sum s_i m_i``, ``sum m_i``, ``sum s_i`` in fixed, ordered chunks.
+
+    Memory: ``T x H x W`` float32 for the sums plus at most ``CHUNK`` pending masks.
+    """
+
+    def __init__(self, num_targets: int, num_pixels: int) -> None:
+        self.weighted = np.zeros((num_targets, num_pixels), np.float32)
+        self.mask_sum = np.zeros(num_pixels, np.float64)
+        self.score_sum = np.zeros(num_targets, np.float64)
+        self.count = 0
+        self._masks: list[np.ndarray] = []
+        self._scores: list[np.ndarray] = []
+        self._pending = 0
+
+    def add(self, masks: np.ndarray, scores: np.ndarray) -> list[int]:
+        """Queue ``masks (n, P)`` with ``scores (n, T)``; fold full chunks; return counts folded at."""
+        self._masks.append(masks)
+        self._scores.append(scores)
+        self._pending += len(masks)
+        folded: list[int] = []
+        while self._pending >= CHUNK:
+            self._fold(CHUNK)
+            folded.append(self.count)
+        return folded
+
+    def finish(self) -> None:
+        """Fold whatever is pending (the last, partial chunk)."""
+        if self._pending:
+            self._fold(self._pending)
+
+    def _fold(self, k: int) -> None:
+        masks = np.concatenate(self._masks) if len(self._masks) > 1 else self._masks[0]
+        scores = np.concatenate(self._scores) if len(self._scores) > 1 else self._scores[0]
+        m, rest_m = masks[:k], masks[k:]
+        s, rest_s = scores[:k], scores[k:]
+        # one GEMM per chunk: (T, k) @ (k, P)
+        self.weighted += s.T @ m
+        self.mask_sum += m.sum(axis=0, dtype=np.float64)
+        self.score_sum += s.sum(axis=0, dtype=np.float64)
+        self.count += k
+        self._masks = [rest_m] if len(rest_m) else []
+        self._scores = [rest_s] if len(rest_s) else []
+        self._pending -= k
+
+    def maps(self, estimator: str) -> np.ndarray:
+        """Current maps ``(T, P)`` float32 (unscaled)."""
+        if estimator == "plain" or self.count == 0:
+            return self.weighted.copy()
+        mean = (self.score_sum / self.count).astype(np.float32)
+        return self.weighted - mean[:, None] * self.mask_sum.astype(np.float32)[None, :]
+
+
+@dataclass
+class RISEResult:
+    """Raw maps and bookkeeping of one RISE run."""
+
+    maps: np.ndarray  # (T, H, W), uint8 if scale_output else float32
+    targets: list[int]
+    unmasked_scores: np.ndarray  # (num_classes,)
+    num_masks_used: int
+    num_inferences: int
+    seconds: float
+
+
+class RISE:
+    """RISE on the batched asynchronous engine.
+
+    Parameters
+    ----------
+    model
+        The model (compiled once here).
+    postprocess_fn
+        Raw outputs (``OVDict``) → scores ``(B, num_classes)``.
+    device_name
+        OpenVINO device.
+    progress
+        Show a tqdm bar for runs longer than a second.
+    **engine_kwargs
+        ``batch_size``, ``num_requests``, ``precision``, ``performance_hint``, ``cache_dir``,
+        ``timeout``.
+    """
+
+    def __init__(
+        self,
+        model: ov.Model,
+        postprocess_fn: Callable[[OVDict], Any],
+        device_name: str = "CPU",
+        *,
+        progress: bool = True,
+        **engine_kwargs: Any,
+    ) -> None:
+        unknown = set(engine_kwargs) - set(ENGINE_KEYS)
+        if unknown:
+            raise TypeError(f"unknown engine keyword(s) for RISE: {sorted(unknown)}")
+        self.engine = make_engine(model, device_name, **engine_kwargs)
+        self.postprocess_fn = postprocess_fn
+        self.progress = progress
+
+    def scores_of(self, x: np.ndarray) -> np.ndarray:
+        """Class scores ``(num_classes,)`` of the unmasked input ``x`` ``(1, …)``."""
+        scorer = Scorer(self.postprocess_fn)
+        result: list[np.ndarray] = []
+
+        def fill(out: np.ndarray, start: int, stop: int) -> None:
+            out[0] = x[0]
+
+        self.engine.run(1, fill, lambda s, e, o: result.append(scorer(o, 1)[0]))
+        return result[0]
+
+    def run(
+        self,
+        x: np.ndarray,
+        targets: Sequence[int] | None,
+        params: RISEParams,
+        *,
+        unmasked_scores: np.ndarray | None = None,
+        progress: bool | None = None,
+        on_check: Callable[[int, np.ndarray], None] | None = None,
+    ) -> RISEResult:
+        """Explain the preprocessed input ``x`` ``(1, …)`` for ``targets`` (class indices).
+
+        ``targets=None`` means all classes. ``on_check(masks_used, maps01)`` (optional) is called
+        at every tolerance check with the current [0, 1]-scaled maps ``(T, H*W)``.
+        """
+        t0 = time.perf_counter()
+        engine = self.engine
+        height, width = engine.input.image_size
+        params = params.validate(height, width)
+        image = image_for_fill(x, engine)
+        layout = engine.input.layout
+        inferences = 0
+        if unmasked_scores is None:
+            unmasked_scores = self.scores_of(x)
+            inferences += 1
+        num_classes = unmasked_scores.shape[0]
+        keys = list(range(num_classes)) if targets is None else [int(t) for t in targets]
+        for k in keys:
+            if not 0 <= k < num_classes:
+                raise ValueError(
+                    f"targets: class index {k} is out of range for {num_classes} classes"
+                )
+        key_index = np.asarray(keys, np.intp)
+        all_classes = targets is None or keys == list(range(num_classes))
+
+        scorer = Scorer(self.postprocess_fn)
+        acc = Accumulator(len(keys), height * width)
+        in_flight: dict[int, np.ndarray] = {}
+        state: dict[str, Any] = {"previous": None, "used": None}
+        check_every = params.check_every
+
+        def fill(out: np.ndarray, start: int, stop: int) -> None:
+            masks = rise_masks(params.seed, start, stop - start, params.num_cells, params.prob,
+                               height, width)
+            fill_masked(image, masks, out, layout, 1)
+            in_flight[start] = masks
+
+        def consume(start: int, stop: int, outputs: OVDict) -> bool:
+            masks = in_flight.pop(start)
+            scores = scorer(outputs, stop - start)
+            if scores.shape[1] != num_classes:
+                raise ValueError(
+                    f"postprocess_fn returned {scores.shape[1]} classes for masked inputs and "
+                    f"{num_classes} for the unmasked one"
+                )
+            if not all_classes:
+                scores = scores[:, key_index]
+            folded = acc.add(masks.reshape(len(masks), -1), np.ascontiguousarray(scores))
+            if params.tolerance is None and on_check is None:
+                return False
+            for count in folded:
+                if count % check_every:
+                    continue
+                current = _scaled(acc.maps(params.estimator))
+                if on_check is not None:
+                    on_check(count, current)
+                previous = state["previous"]
+                state["previous"] = current
+                if params.tolerance is not None and previous is not None:
+                    change = float(np.abs(current - previous).mean(axis=1).max())
+                    logger.debug("RISE check at %d masks: change %.5f", count, change)
+                    if change < params.tolerance:
+                        state["used"] = count
+                        return True
+            return False
+
+        show = self.progress if progress is None else progress
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=params.num_masks, desc="RISE", unit="mask", delay=1.0,
+                       leave=False)
+        try:
+            submitted = engine.run(
+                params.num_masks, fill, consume,
+                progress=None if bar is None else bar.update,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        inferences += submitted
+        if state["used"] is not None:
+            # stopped at a check: later masks were computed but are not part of the map
+            used = state["used"]
+            logger.info("RISE converged after %d masks (tolerance %g)", used, params.tolerance)
+        else:
+            acc.finish()
+            used = acc.count
+        if state["used"] is not None:
+            maps = state["previous"]
+            maps = acc.maps(params.estimator) if maps is None else maps
+        else:
+            maps = acc.maps(params.estimator)
+        maps = maps.reshape(len(keys), height, width)
+        if params.scale_output:
+            maps = np.round(_scaled(maps.reshape(len(keys), -1)) * 255).astype(np.uint8)
+            maps = maps.reshape(len(keys), height, width)
+        else:
+            maps = maps.astype(np.float32, copy=False)
+        return RISEResult(
+            maps=maps, targets=keys, unmasked_scores=unmasked_scores, num_masks_used=used,
+            num_inferences=inferences, seconds=time.perf_counter() - t0,
+        )
+
+    # -- the Explainer's interface -----------------------------------------------------------
+    def explain(self, x: np.ndarray, keys: list[int] | None, unmasked_scores: np.ndarray,
+                **kwargs: Any) -> tuple[np.ndarray, dict, int, list[int]]:
+        progress = kwargs.pop("progress", None)
+        params = resolve_params(**kwargs)
+        result = self.run(x, keys, params, unmasked_scores=unmasked_scores, progress=progress)
+        preds = predictions_for(unmasked_scores, result.targets)
+        return result.maps, preds, result.num_inferences, result.targets
