@@ -20,7 +20,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,23 +28,11 @@ import openvino as ov
 from salvo import build_info
 from salvo.inference import InferenceEngine, get_core
 from salvo.kernels import fill_masked
-from salvo.zoo import efficientnet_lite0
+from _common import inference_bound, lite0_at, timed
 
 
 def model_at(size: int, batch: int) -> ov.Model:
-    model = efficientnet_lite0().clone()
-    model.reshape({model.inputs[0]: ov.PartialShape([batch, 3, size, size])})
-    return model
-
-
-def timed(fn, min_seconds: float) -> float:
-    """Run fn() (which returns items done) until min_seconds have passed; items/s."""
-    done, t0 = 0, time.perf_counter()
-    while True:
-        done += fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_seconds:
-            return done / dt
+    return lite0_at(size, batch)
 
 
 def bench_sync(size: int, seconds: float, repeats: int) -> float:
@@ -58,27 +45,6 @@ def bench_sync(size: int, seconds: float, repeats: int) -> float:
         return 1
 
     return statistics.median(timed(step, seconds) for _ in range(repeats))
-
-
-def bench_bound_one(size: int, batch: int, requests: int, precision: str | None,
-                    seconds: float) -> float:
-    config = {"PERFORMANCE_HINT": "THROUGHPUT"}
-    if precision:
-        config["INFERENCE_PRECISION_HINT"] = precision
-    compiled = get_core().compile_model(model_at(size, batch), "CPU", config)
-    queue = ov.AsyncInferQueue(compiled, requests)
-    x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
-    for i in range(requests):
-        queue[i].get_input_tensor(0).data[:] = x
-
-    def step() -> int:
-        for _ in range(requests * 2):
-            queue.start_async()
-        queue.wait_all()
-        return batch * requests * 2
-
-    step()  # warm-up
-    return timed(step, seconds)
 
 
 def bench_engine(size: int, seconds: float, repeats: int, **engine_kwargs) -> tuple[float, dict]:
@@ -128,25 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         row: dict = {}
         row["sync"] = bench_sync(size, seconds, repeats)
-        sweep = []
-        for precision in precisions:
-            for batch in batches:
-                for requests in requests_list:
-                    ips = bench_bound_one(size, batch, requests, precision, seconds)
-                    sweep.append({"batch": batch, "requests": requests,
-                                  "precision": precision or "default", "ips": ips})
-                    print(f"  bound {size}: batch {batch:2d} req {requests} "
-                          f"{precision or 'default':7s} {ips:7.1f} img/s", file=sys.stderr)
-        best = max(sweep, key=lambda r: r["ips"])
-        # re-measure the best configuration with repeats, as for the others
-        best_ips = statistics.median(
-            bench_bound_one(size, best["batch"], best["requests"],
-                            None if best["precision"] == "default" else best["precision"], seconds)
-            for _ in range(repeats)
-        )
-        row["bound"] = best_ips
-        row["bound_config"] = best
-        row["sweep"] = sweep
+        bound = inference_bound(model_at(size, 1), batches=batches, requests=requests_list,
+                                precisions=precisions, seconds=seconds, repeats=repeats)
+        row["bound"] = bound["ips"]
+        row["bound_config"] = bound["config"]
+        row["sweep"] = bound["sweep"]
         row["engine"], row["engine_config"] = bench_engine(size, seconds, repeats)
         row["engine_over_bound"] = row["engine"] / row["bound"]
         row["engine_over_sync"] = row["engine"] / row["sync"]

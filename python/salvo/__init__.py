@@ -9,14 +9,19 @@ import logging
 
 from salvo._info import __version__, build_info
 from salvo.common import ExplainMode, Method, Preset, Task
+from salvo.explainer import Explainer, Explanation
+from salvo.methods.whitebox import insert_xai
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "ExplainMode",
+    "Explainer",
+    "Explanation",
     "Method",
     "Preset",
     "Task",
     "__version__",
     "build_info",
+    "insert_xai",
 ]

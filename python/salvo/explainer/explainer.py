@@ -21,6 +21,8 @@ from salvo.common import (
 )
 from salvo.explainer.explanation import Explanation
 from salvo.inference import InferenceEngine, check_device, read_model
+from salvo.methods.whitebox.insert import METHOD_KWARGS as WHITEBOX_KWARGS
+from salvo.targets import resolve_targets
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +30,7 @@ PER_IMAGE_MAP = "per_image_map"
 
 #: Keyword arguments each method understands (constructor or call).
 METHOD_KWARGS: dict[Method, frozenset[str]] = {
-    Method.ACTIVATIONMAP: frozenset(),
-    Method.RECIPROCAM: frozenset(),
-    Method.VITRECIPROCAM: frozenset({"use_gaussian", "cls_token", "final_norm", "num_blocks"}),
-    Method.DETCLASSPROBABILITYMAP: frozenset({"num_anchors", "saliency_map_size", "layout"}),
+    **WHITEBOX_KWARGS,
     Method.RISE: frozenset(
         {"preset", "num_masks", "num_cells", "prob", "seed", "scale_output", "tolerance",
          "estimator", "check_every"}
@@ -174,7 +173,8 @@ class Explainer:
                     if isinstance(exc, XAIInsertionError):
                         raise RuntimeError(
                             f"Insertion of the XAI branch into the model failed ({exc}); "
-                            "try explain_mode=ExplainMode.BLACKBOX (needs postprocess_fn)"
+                            "try black-box mode instead (explain_mode=ExplainMode.BLACKBOX, which "
+                            "needs postprocess_fn)"
                         ) from exc
                     raise
                 if postprocess_fn is None:
@@ -201,21 +201,19 @@ class Explainer:
 
     # ------------------------------------------------------------------ modes
     def _init_whitebox(self, requested: Method | None) -> None:
-        from salvo.methods.whitebox import insert_xai
+        from salvo.methods.whitebox import insert_xai, resolve_whitebox_method
 
-        wb_kwargs = {
-            k: v for k, v in self.method_kwargs.items()
-            if requested is not None and k in METHOD_KWARGS[requested]
-        }
+        method = resolve_whitebox_method(self.model, self.task, requested, self.target_layer)
+        wb_kwargs = {k: v for k, v in self.method_kwargs.items() if k in METHOD_KWARGS[method]}
         self._xai_model = insert_xai(
             self.model,
             self.task,
-            explain_method=requested,
+            explain_method=method,
             target_layer=self.target_layer,
             embed_scaling=self.embed_scaling,
             **wb_kwargs,
         )
-        self.explain_method = _detect_method(self._xai_model, requested, self.task)
+        self.explain_method = method
         engine_kwargs = self._engine_kwargs(self.method_kwargs)
         self._engine = InferenceEngine(
             self._xai_model,
@@ -236,8 +234,8 @@ class Explainer:
             method, self.model, self.task, self.postprocess_fn, self.device_name
         )
         # compile now, so the first call does not pay for it
-        engine_kwargs, _, progress = self._split_blackbox_kwargs(self.method_kwargs)
-        self._blackbox.impl(engine_kwargs, progress)
+        engine_kwargs, _, _ = self._split_blackbox_kwargs(self.method_kwargs)
+        self._blackbox.impl(engine_kwargs)
         logger.info("Explaining the model in black-box mode.")
 
     @staticmethod
@@ -306,13 +304,12 @@ class Explainer:
             engine_kwargs, params, progress = self._split_blackbox_kwargs(
                 {k: v for k, v in kwargs.items() if k in own}
             )
-            impl = self._blackbox.impl(engine_kwargs, progress)
-            unmasked = impl.scores_of(x)
-            keys = resolve_targets(targets, unmasked.shape[0], label_names)
-            raw, predictions, num_inferences, target_keys = impl.explain(
-                x, keys, unmasked, **params
+            impl = self._blackbox.impl(engine_kwargs)
+            result = impl.explain(
+                x, targets, label_names=label_names, progress=progress, **params
             )
-            num_inferences += 1
+            raw, predictions = result.maps, result.predictions
+            num_inferences, target_keys = result.num_inferences, result.targets
         else:
             raw, predictions, num_inferences, target_keys = self._explain_whitebox(
                 x, targets, label_names
@@ -407,68 +404,3 @@ class Explainer:
             num_inferences=num_inferences,
             method=self.explain_method,
         )
-
-
-def _detect_method(xai_model: ov.Model, requested: Method | None, task: Task) -> Method:
-    if requested is not None:
-        return requested
-    info = xai_model.get_rt_info()
-    try:
-        return Method(str(info["salvo_method"]))
-    except Exception:
-        pass
-    return Method.DETCLASSPROBABILITYMAP if task == Task.DETECTION else Method.RECIPROCAM
-
-
-def resolve_targets(
-    targets: int | str | Iterable[int | str] | None,
-    num_classes: int,
-    label_names: Sequence[str] | None,
-) -> list[int]:
-    """Normalise ``targets`` to a list of plain int class indices.
-
-    ``-1`` or ``None`` means all classes; names need ``label_names``.
-
-    Raises
-    ------
-    ValueError
-        An unknown label name, an index out of range, or a name without ``label_names``.
-    """
-    if targets is None or (isinstance(targets, (int, np.integer)) and int(targets) == -1):
-        return list(range(num_classes))
-    if isinstance(targets, (str, int, np.integer)):
-        targets = [targets]
-    out: list[int] = []
-    for t in targets:
-        if isinstance(t, (bool, np.bool_)):
-            raise ValueError(f"targets: {t!r} is not a class index or label name")
-        if isinstance(t, (int, np.integer)):
-            if not 0 <= int(t) < num_classes:
-                raise ValueError(
-                    f"targets: class index {int(t)} is out of range for a model with "
-                    f"{num_classes} classes (valid: 0..{num_classes - 1}, or -1 for all)"
-                )
-            out.append(int(t))
-        elif isinstance(t, str):
-            if label_names is None:
-                raise ValueError(
-                    f"targets: label name {t!r} needs label_names (a list of class names)"
-                )
-            try:
-                out.append(list(label_names).index(t))
-            except ValueError:
-                import difflib
-
-                close = difflib.get_close_matches(t, list(label_names), n=3)
-                hint = f"; did you mean {close}?" if close else ""
-                raise ValueError(f"targets: label name {t!r} is not in label_names{hint}") from None
-            if out[-1] >= num_classes:
-                raise ValueError(
-                    f"targets: label {t!r} has index {out[-1]}, out of range for a model with "
-                    f"{num_classes} classes"
-                )
-        else:
-            raise ValueError(f"targets: {t!r} is not a class index or label name")
-    if not out:
-        raise ValueError("targets is empty; use -1 or None for all classes")
-    return list(dict.fromkeys(out))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -110,3 +111,28 @@ def predictions_for(scores: np.ndarray, keys: Sequence[int]) -> dict[int, Any]:
     from salvo.explainer.explanation import Prediction
 
     return {k: Prediction(label=k, score=float(scores[k]), bounding_box=None) for k in keys}
+
+
+@dataclass
+class BlackBoxResult:
+    """What a black-box method returns to the Explainer.
+
+    Attributes
+    ----------
+    maps
+        ``(T, H, W)`` raw maps (uint8 when scaled, else float32), one per target, in order.
+    targets
+        The target keys (class indices, or box indices for detection).
+    predictions
+        ``{target: Prediction(label, score, bounding_box)}``.
+    num_inferences
+        Model inferences the explanation ran (the unmasked one included).
+    extra
+        Method-specific facts (masks used, seconds, …).
+    """
+
+    maps: np.ndarray
+    targets: list[int]
+    predictions: dict[int, Any]
+    num_inferences: int
+    extra: dict[str, Any] = field(default_factory=dict)

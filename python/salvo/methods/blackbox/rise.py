@@ -34,11 +34,14 @@ from salvo.common import Preset
 from salvo.kernels import fill_masked, rise_masks
 from salvo.methods.blackbox.base import (
     ENGINE_KEYS,
+    BlackBoxResult,
     Scorer,
     image_for_fill,
     make_engine,
     predictions_for,
 )
+
+from salvo.targets import resolve_targets
 
 logger = logging.getLogger(__name__)
 
@@ -263,12 +266,14 @@ class RISE:
         *,
         unmasked_scores: np.ndarray | None = None,
         progress: bool | None = None,
-        on_check: Callable[[int, np.ndarray], None] | None = None,
+        on_check: Callable[[int, Accumulator], None] | None = None,
     ) -> RISEResult:
         """Explain the preprocessed input ``x`` ``(1, …)`` for ``targets`` (class indices).
 
-        ``targets=None`` means all classes. ``on_check(masks_used, maps01)`` (optional) is called
-        at every tolerance check with the current [0, 1]-scaled maps ``(T, H*W)``.
+        ``targets=None`` means all classes. ``on_check(masks_used, accumulator)`` (optional) is
+        called every ``check_every`` masks with the :class:`Accumulator` (for convergence
+        studies: ``accumulator.maps("plain")`` and ``accumulator.maps("centered")`` share the
+        same masks).
         """
         t0 = time.perf_counter()
         engine = self.engine
@@ -318,9 +323,11 @@ class RISE:
             for count in folded:
                 if count % check_every:
                     continue
-                current = _scaled(acc.maps(params.estimator))
                 if on_check is not None:
-                    on_check(count, current)
+                    on_check(count, acc)
+                if params.tolerance is None:
+                    continue
+                current = _scaled(acc.maps(params.estimator))
                 previous = state["previous"]
                 state["previous"] = current
                 if params.tolerance is not None and previous is not None:
@@ -371,10 +378,32 @@ class RISE:
         )
 
     # -- the Explainer's interface -----------------------------------------------------------
-    def explain(self, x: np.ndarray, keys: list[int] | None, unmasked_scores: np.ndarray,
-                **kwargs: Any) -> tuple[np.ndarray, dict, int, list[int]]:
-        progress = kwargs.pop("progress", None)
-        params = resolve_params(**kwargs)
-        result = self.run(x, keys, params, unmasked_scores=unmasked_scores, progress=progress)
-        preds = predictions_for(unmasked_scores, result.targets)
-        return result.maps, preds, result.num_inferences, result.targets
+    def explain(
+        self,
+        x: np.ndarray,
+        targets: Any,
+        *,
+        label_names: Sequence[str] | None = None,
+        progress: bool | None = None,
+        **params: Any,
+    ) -> BlackBoxResult:
+        """Explain ``x`` ``(1, …)`` for ``targets`` (int, name, list, ``-1``/``None`` for all).
+
+        ``params`` are RISE's (``preset``, ``num_masks``, ``num_cells``, ``prob``, ``seed``,
+        ``scale_output``, ``estimator``, ``tolerance``, ``check_every``). Parameters are checked
+        before any inference runs.
+        """
+        rise_params = resolve_params(**params)
+        height, width = self.engine.input.image_size
+        rise_params.validate(height, width)
+        unmasked = self.scores_of(x)
+        keys = resolve_targets(targets, unmasked.shape[0], label_names)
+        result = self.run(x, keys, rise_params, unmasked_scores=unmasked, progress=progress)
+        return BlackBoxResult(
+            maps=result.maps,
+            targets=result.targets,
+            predictions=predictions_for(unmasked, result.targets),
+            num_inferences=result.num_inferences + 1,
+            extra={"num_masks_used": result.num_masks_used, "seconds": result.seconds,
+                   "params": rise_params},
+        )

@@ -1,0 +1,1 @@
+"""Explanation methods: ``whitebox`` edits the OpenVINO graph, ``blackbox`` only runs the model."""
