@@ -8,13 +8,17 @@ import numpy as np
 import openvino as ov
 import pytest
 from openvino import opset13 as ops
+from salvo import zoo
 from salvo.common import SALIENCY_MAP_OUTPUT_NAME, Method, Task
 from salvo.methods.whitebox import (
     XAIInsertionError,
     find_target_layer,
     insert_xai,
+    recipro_cam,
     resolve_whitebox_method,
 )
+from salvo.methods.whitebox.base import GraphIndex, TargetLayer, find_node
+from salvo.methods.whitebox.recipro_cam import closed_form_plan
 from salvo.planted import (
     planted_cnn,
     planted_detector,
@@ -419,3 +423,211 @@ def test_detector_needs_target_layer():
         insert_xai(pm.model, Task.DETECTION)
     with pytest.raises(ValueError, match="nope"):
         insert_xai(pm.model, Task.DETECTION, target_layer=["head0/scores", "nope"])
+
+
+# --------------------------------------------------------------------- ReciproCAM closed form
+
+# The closed form replaces the (h*w, C, h, w) masked batch when the head is pointwise up to a
+# global pooling. Every check below compares the maps with an independent NumPy/OpenVINO
+# reference: the head alone, run on the masked batch built in NumPy.
+
+_TINY_C, _TINY_H, _TINY_W, _TINY_K = 12, 5, 6, 4  # h != w: a transposed cell order fails
+
+
+def _tiny_head_model(head: str) -> tuple[ov.Model, ov.Model, ov.Model]:
+    """(full model, trunk model -> target, head model on a (N, C, h, w) parameter).
+
+    Trunk: (1, 3, 10, 12) -> 2x2 stride-2 conv + per-channel bias ("trunk/feat", the target).
+    ``head`` picks one of the branches of ``head_graph`` below; the full and the head-only model
+    share its weights.
+    """
+    rng = np.random.default_rng(7)
+    c, h, w, k = _TINY_C, _TINY_H, _TINY_W, _TINY_K
+    conv_w = rng.normal(0.0, 0.5, (c, 3, 2, 2)).astype(np.float32)
+    conv_b = rng.normal(0.0, 0.3, (1, c, 1, 1)).astype(np.float32)
+    scale = rng.uniform(0.5, 2.0, (1, c, 1, 1)).astype(np.float32)
+    shift = rng.normal(0.0, 0.5, (c, 1, 1)).astype(np.float32)  # rank 3: right-aligned per channel
+    spatial = rng.uniform(0.5, 1.5, (1, c, h, w)).astype(np.float32)
+    mix = rng.normal(0.0, 0.3, (c, c, 1, 1)).astype(np.float32)
+    fc_w = rng.normal(0.0, 1.0, (c, k)).astype(np.float32)
+    fc_b = rng.normal(0.0, 0.1, (1, k)).astype(np.float32)
+    axes = ops.constant(np.array([2, 3], np.int64))
+
+    def head_graph(x: ov.Output, batch1: bool) -> ov.Output:
+        flat_shape = [1, c] if batch1 else [-1, c]  # constant batch-1 shape, as exported models
+        if head == "sigmoid_mean_reshape":  # closed form, act(0) != 0, keep_dims + Reshape [1, C]
+            y = ops.sigmoid(ops.add(ops.multiply(x, ops.constant(scale)), ops.constant(shift)))
+            y = ops.reduce_mean(y, axes, True)
+            y = ops.reshape(y, ops.constant(np.array(flat_shape, np.int64)), False)
+        elif head == "swish_sum":  # closed form: x * sigmoid(x) on two chain values, ReduceSum
+            y = ops.clamp(x, -1.0, 3.0)
+            y = ops.multiply(y, ops.sigmoid(y))
+            y = ops.reduce_sum(y, ops.constant(np.array([-1, -2], np.int64)), False)
+        elif head == "hswish_avgpool":  # closed form: AvgPool over the whole map
+            y = ops.hswish(ops.add(x, ops.constant(np.float32(0.25))))
+            y = ops.avg_pool(y, [1, 1], [0, 0], [0, 0], [h, w], True)
+            y = ops.reshape(y, ops.constant(np.array(flat_shape, np.int64)), False)
+        elif head == "conv_between":  # general path: a 1x1 conv mixes channels before pooling
+            y = ops.convolution(x, ops.constant(mix), [1, 1], [0, 0], [0, 0], [1, 1])
+            y = ops.reduce_mean(ops.relu(y), axes, False)
+        elif head == "spatial_constant":  # general path: a per-position (not per-channel) gain
+            y = ops.reduce_mean(ops.relu(ops.multiply(x, ops.constant(spatial))), axes, False)
+        elif head == "max_pool":  # general path: ReduceMax is not a mean
+            y = ops.reduce_max(ops.relu(x), axes, False)
+        else:
+            raise AssertionError(head)
+        logits = ops.add(ops.matmul(y, ops.constant(fc_w), False, False), ops.constant(fc_b))
+        return logits.output(0)
+
+    image = ops.parameter([1, 3, 2 * h, 2 * w], ov.Type.f32, name="image")
+    feat = ops.add(
+        ops.convolution(image, ops.constant(conv_w), [2, 2], [0, 0], [0, 0], [1, 1]),
+        ops.constant(conv_b),
+    )
+    feat.set_friendly_name("trunk/feat")
+    full = ov.Model([head_graph(feat.output(0), True)], [image], "tiny")
+    trunk = ov.Model([feat.output(0)], [image], "tiny_trunk")
+    p = ops.parameter([-1, c, h, w], ov.Type.f32, name="features")
+    head_only = ov.Model([head_graph(p.output(0), False)], [p], "tiny_head")
+    return full, trunk, head_only
+
+
+def _masked_batch_reference(trunk: ov.Model, head_only: ov.Model, x: np.ndarray) -> np.ndarray:
+    """(1, K, h, w) ReciproCAM maps computed the slow way, outside the graph."""
+    feat = _run(trunk, x)
+    feat = next(iter(feat.values()))[0]  # (C, h, w)
+    _, h, w = feat.shape
+    masks = np.zeros((h * w, 1, h, w), np.float32)
+    masks[np.arange(h * w), 0, np.arange(h * w) // w, np.arange(h * w) % w] = 1.0
+    scores = next(iter(_run(head_only, (feat[None] * masks).astype(np.float32)).values()))
+    return scores.T.reshape(1, -1, h, w)
+
+
+def _has_masked_batch(model: ov.Model) -> bool:
+    """The general path's signature: a rank-5 (B, h*w, C, h, w) masking tensor."""
+    return any(
+        op.get_output_partial_shape(0).rank.get_length() == 5
+        for op in model.get_ordered_ops()
+        if op.get_type_name() != "Constant"
+        and op.get_output_size()
+        and op.get_output_partial_shape(0).rank.is_static
+    )
+
+
+def _assert_close_rel(actual: np.ndarray, expected: np.ndarray, rel: float = 1e-4) -> None:
+    scale = float(np.abs(expected).max())
+    assert scale > 0
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rel * scale)
+
+
+def _closed_form_off(monkeypatch) -> None:
+    monkeypatch.setattr(recipro_cam, "CLOSED_FORM", False)
+
+
+@pytest.mark.parametrize(
+    ("head", "closed"),
+    [
+        ("sigmoid_mean_reshape", True),
+        ("swish_sum", True),
+        ("hswish_avgpool", True),
+        ("conv_between", False),
+        ("spatial_constant", False),
+        ("max_pool", False),
+    ],
+)
+def test_reciprocam_closed_form_only_when_exact(head, closed, monkeypatch):
+    full, trunk, head_only = _tiny_head_model(head)
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0, 1.0, (1, 3, 2 * _TINY_H, 2 * _TINY_W)).astype(np.float32)
+    expected = _masked_batch_reference(trunk, head_only, x)
+    # the reference itself must vary over cells and differ from its transpose-order twin
+    assert np.ptp(expected) > 1e-3
+    cells_in_w_major_order = expected.reshape(1, _TINY_K, _TINY_W, _TINY_H).transpose(0, 1, 3, 2)
+    assert not np.allclose(expected, cells_in_w_major_order, atol=1e-3)
+
+    gi = GraphIndex(full)
+    index, _, port = find_node(full, "trunk/feat", gi)
+    target = TargetLayer(
+        "cnn", "trunk/feat", index, port, (1, _TINY_C, _TINY_H, _TINY_W), "provided"
+    )
+    plan = closed_form_plan(full, target, gi)
+    assert (plan is not None) is closed
+    if closed:
+        assert len(plan.pools) == 1
+        assert plan.pools[0].kind == ("sum" if head == "swish_sum" else "mean")
+
+    kw = {"target_layer": "trunk/feat", "embed_scaling": False}
+    fast = insert_xai(full, "classification", "reciprocam", **kw)
+    assert _has_masked_batch(fast) is not closed
+    _assert_close_rel(_saliency(fast, x), expected)
+
+    _closed_form_off(monkeypatch)
+    general = insert_xai(full, "classification", "reciprocam", **kw)
+    assert _has_masked_batch(general)
+    _assert_close_rel(_saliency(general, x), expected)
+
+
+@pytest.mark.parametrize("embed_scaling", [False, True])
+def test_reciprocam_closed_form_equals_general_on_planted_cnn(cnn, embed_scaling, monkeypatch):
+    x = planted_image(cnn, "random", seed=40)
+    fast = insert_xai(cnn.model, "classification", "reciprocam", embed_scaling=embed_scaling)
+    assert not _has_masked_batch(fast)
+    maps_fast = _saliency(fast, x)
+    _closed_form_off(monkeypatch)
+    general = insert_xai(cnn.model, "classification", "reciprocam", embed_scaling=embed_scaling)
+    assert _has_masked_batch(general)
+    maps_general = _saliency(general, x)
+    if embed_scaling:
+        assert maps_fast.dtype == np.uint8
+        assert np.abs(maps_fast.astype(np.int32) - maps_general).max() <= 1
+    else:
+        _assert_close_rel(maps_fast, maps_general)
+    _assert_planted_maps(cnn, maps_fast.astype(np.float32))
+
+
+def test_reciprocam_closed_form_dynamic_batch(monkeypatch):
+    # batch 2 checks the (b, cell) row order of the closed form; image 1 differs from image 0
+    dyn = planted_cnn(static_batch=False)
+    two = np.concatenate([planted_image(dyn, "random", seed=41), planted_image_with_object(dyn, 1)])
+    fast = _saliency(insert_xai(dyn.model, "classification", embed_scaling=False), two)
+    _closed_form_off(monkeypatch)
+    general = _saliency(insert_xai(dyn.model, "classification", embed_scaling=False), two)
+    assert fast.shape == (2, 3, 7, 7)
+    _assert_close_rel(fast, general)
+    assert not np.allclose(fast[0], fast[1], atol=1e-3)
+    assert _inside(_argmax_cell(fast[1, 1]), dyn.cell_regions[1])
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    try:
+        model = zoo.efficientnet_lite0()
+        x = zoo.efficientnet_lite0_preprocess(zoo.sample_image("coffee"))
+    except zoo.MissingZooPackageError as exc:
+        pytest.skip(str(exc))
+    return model, x
+
+
+@pytest.mark.parametrize("embed_scaling", [False, True])
+@pytest.mark.parametrize("target_layer", [None, "head_conv"])
+def test_reciprocam_closed_form_equals_general_on_efficientnet(
+    lite0, target_layer, embed_scaling, monkeypatch
+):
+    # auto target: head_relu6 -> ReduceMean (no chain); head_conv: a chain of bias Add -> Clamp
+    # before the ReduceMean (its biases are all negative, so act(0) = 0 here; the tiny heads
+    # above cover act(0) != 0)
+    model, x = lite0
+    kw = {"target_layer": target_layer, "embed_scaling": embed_scaling}
+    fast = insert_xai(model, "classification", "reciprocam", **kw)
+    assert not _has_masked_batch(fast)
+    maps_fast = _saliency(fast, x)
+    _closed_form_off(monkeypatch)
+    general = insert_xai(model, "classification", "reciprocam", **kw)
+    assert _has_masked_batch(general)
+    maps_general = _saliency(general, x)
+    assert maps_fast.shape == maps_general.shape == (1, 1000, 7, 7)
+    if embed_scaling:
+        assert np.abs(maps_fast.astype(np.int32) - maps_general).max() <= 1
+    else:
+        _assert_close_rel(maps_fast, maps_general)
+        assert np.ptp(maps_fast[0, 967]) > 0  # espresso: a map that varies over the cells
