@@ -37,7 +37,7 @@ METHOD_KWARGS: dict[Method, frozenset[str]] = {
     ),
     Method.AISE: frozenset(
         {"preset", "num_iterations_per_kernel", "kernel_widths", "solver_epsilon",
-         "locally_biased", "divisors"}
+         "locally_biased", "divisors", "scale_output"}
     ),
 }
 #: Keywords that configure how the model is run, accepted by every method.
@@ -46,6 +46,39 @@ ENGINE_KWARGS = frozenset(
      "cache_dir", "timeout", "progress"}
 )
 ALL_METHOD_KWARGS = frozenset().union(*METHOD_KWARGS.values()) | ENGINE_KWARGS
+
+
+def _image_hw(image: Any) -> tuple[int, int] | None:
+    """(H, W) of an (H, W, 3) image or a batch of one; None for anything else."""
+    a = np.asarray(image) if isinstance(image, np.ndarray) else None
+    if a is None:
+        return None
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3 and a.shape[-1] in (1, 3, 4):
+        return int(a.shape[0]), int(a.shape[1])
+    return None
+
+
+def _boxes_to_image(predictions: dict, input_size: Any, image: Any) -> dict:
+    """Rescale detection boxes from model-input pixels to the user's image, when there is one."""
+    hw = _image_hw(image)
+    if hw is None:
+        return predictions
+    in_h, in_w = (int(v) for v in input_size)
+    sy, sx = hw[0] / in_h, hw[1] / in_w
+    if sy == 1 and sx == 1:
+        return predictions
+    from salvo.explainer.explanation import Prediction
+
+    out = {}
+    for key, p in predictions.items():
+        box = p.bounding_box
+        if box is not None:
+            x0, y0, x1, y1 = (float(v) for v in box)
+            box = [x0 * sx, y0 * sy, x1 * sx, y1 * sy]
+        out[key] = Prediction(label=p.label, score=p.score, bounding_box=box)
+    return out
 
 
 def identity(x: Any) -> Any:
@@ -310,6 +343,11 @@ class Explainer:
             )
             raw, predictions = result.maps, result.predictions
             num_inferences, target_keys = result.num_inferences, result.targets
+            if self.task == Task.DETECTION and "input_size" in result.extra:
+                predictions = _boxes_to_image(
+                    predictions, result.extra["input_size"],
+                    original_input_image if original_input_image is not None else data,
+                )
         else:
             raw, predictions, num_inferences, target_keys = self._explain_whitebox(
                 x, targets, label_names
@@ -404,3 +442,23 @@ class Explainer:
             num_inferences=num_inferences,
             method=self.explain_method,
         )
+
+    # ------------------------------------------------------------------ many images
+    def explain_many(
+        self,
+        images: Iterable[Any],
+        targets: Any = -1,
+        **call_kwargs: Any,
+    ) -> Iterable[Explanation]:
+        """Explain several images; yields one :class:`Explanation` per image, in order.
+
+        Equivalent to ``(self(image, targets, **call_kwargs) for image in images)``, but RISE
+        packs the masks of consecutive images into the same engine batches and white-box
+        methods keep several images in flight, so the device stays busy; RISE maps are
+        bit-identical to explaining each image alone. See :func:`salvo.bulk.explain_many` for the details
+        (``targets`` may also be a function of the class scores, e.g. ``salvo.bulk.top_k(1)``;
+        ``original_input_image`` may be a list with one image per input).
+        """
+        from salvo.bulk import explain_many
+
+        return explain_many(self, images, targets, **call_kwargs)

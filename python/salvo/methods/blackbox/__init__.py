@@ -22,6 +22,9 @@ __all__ = ["ENGINE_KEYS", "REGISTRY", "BlackBoxResult", "BlackBoxRunner"]
 #: (method, task) -> "module:Class"
 REGISTRY: dict[tuple[Method, Task], str] = {
     (Method.RISE, Task.CLASSIFICATION): "salvo.methods.blackbox.rise:RISE",
+    (Method.RISE, Task.DETECTION): "salvo.methods.blackbox.drise:DRISE",
+    (Method.AISE, Task.CLASSIFICATION): "salvo.methods.blackbox.aise:AISEClassification",
+    (Method.AISE, Task.DETECTION): "salvo.methods.blackbox.aise:AISEDetection",
 }
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -406,4 +406,274 @@ class RISE:
             num_inferences=result.num_inferences + 1,
             extra={"num_masks_used": result.num_masks_used, "seconds": result.seconds,
                    "params": rise_params},
+        )
+
+    # -- several images in one engine run (salvo.bulk) ----------------------------------------
+    def run_many(
+        self,
+        jobs: Iterable[RISEJob],
+        params: RISEParams,
+        on_result: Callable[[RISEJob, RISEResult | Exception], None],
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        progress: Callable[[float], None] | None = None,
+        num_jobs: int | None = None,
+    ) -> int:
+        """Explain several images in ONE engine run, so batches stay full across images.
+
+        Each image contributes its unmasked input followed by its masks ``0 .. num_masks - 1``
+        to one stream of items; a batch may hold the last masks of image ``j`` and the first
+        items of image ``j + 1``. Every image keeps its own :class:`Accumulator` and the same
+        per-image mask indices (mask ``i`` of every image is ``rise_masks(seed, i, …)``), folded
+        in the same fixed chunks, so each map is bit-identical to :meth:`run` on that image
+        alone. With ``tolerance`` an image stops at the same check as alone; its masks already
+        in flight are dropped and the next image's items take its place.
+
+        ``jobs`` is consumed lazily (an image is pulled when the stream reaches it, so a loader
+        may decode files on the fly); the model's unmasked scores of an image arrive before its
+        masks' scores, so ``job.targets`` may be a function of them (e.g. the top-1 class).
+
+        Parameters
+        ----------
+        jobs
+            :class:`RISEJob` s: preprocessed input ``x (1, …)`` in the model's dtype and layout,
+            ``targets`` (class indices, ``None`` for all, or ``f(scores (num_classes,) float32)``
+            returning either) and a ``tag`` for the caller.
+        params
+            RISE parameters, shared by all images.
+        on_result
+            ``on_result(job, result)`` is called once per job, in job order, from the thread
+            running this method: a :class:`RISEResult` (``num_inferences`` counts the image's
+            unmasked inference and every mask submitted for it; ``seconds`` runs from its first
+            item's submission to its map) or the exception that made this image fail (its
+            ``targets`` could not be resolved). Errors that concern the whole run (the model,
+            ``postprocess_fn``) are raised.
+        should_stop
+            Polled after every batch; ``True`` ends the run (images not finished are dropped
+            without a call to ``on_result``).
+        progress
+            Called with the fraction of an image each finished batch completed (a sum of 1.0 per
+            image).
+        num_jobs
+            The most jobs ``jobs`` will yield (``len(jobs)`` by default when it has a length).
+            It lets the engine stop right after the last item; without it the stream's end is
+            found by looking ahead, and up to ``num_requests - 1`` batches of padding run at
+            the end. Yielding more jobs than this is a ``ValueError``.
+
+        Returns
+        -------
+        int
+            Model inferences submitted in total (the last batch's unused slots included).
+        """
+        engine = self.engine
+        height, width = engine.input.image_size
+        params = params.validate(height, width)
+        layout = engine.input.layout
+        num_masks = int(params.num_masks)
+        per_image = 1.0 / (num_masks + 1)
+        scorer = Scorer(self.postprocess_fn)
+        if num_jobs is None and hasattr(jobs, "__len__"):
+            num_jobs = len(jobs)  # type: ignore[arg-type]
+        if num_jobs is not None and (not isinstance(num_jobs, (int, np.integer)) or num_jobs < 0):
+            raise ValueError(f"num_jobs must be a non-negative int or None, got {num_jobs!r}")
+        source = iter(jobs)
+        state: dict[str, Any] = {"current": None, "exhausted": False, "submitted": 0,
+                                 "pulled": 0}
+        active: list[_ImageRun] = []  # pulled and not yet reported, in job order
+        in_flight: dict[int, list[tuple[_ImageRun, int, int, np.ndarray | None, int]]] = {}
+
+        def pull() -> _ImageRun | None:
+            if state["exhausted"]:
+                return None
+            try:
+                job = next(source)
+            except StopIteration:
+                state["exhausted"] = True
+                return None
+            state["pulled"] += 1
+            if num_jobs is not None and state["pulled"] > num_jobs:
+                raise ValueError(f"jobs yielded more than num_jobs={num_jobs} jobs")
+            run = _ImageRun(job, image_for_fill(np.asarray(job.x), engine))
+            active.append(run)
+            return run
+
+        def report(run: _ImageRun, outcome: RISEResult | Exception) -> None:
+            run.reported = True
+            active.remove(run)
+            if progress is not None:
+                progress((1 + num_masks - run.consumed) * per_image)
+            on_result(run.job, outcome)
+
+        def fill(out: np.ndarray, start: int, stop: int) -> None:
+            segments: list[tuple[_ImageRun, int, int, np.ndarray | None, int]] = []
+            n, p = stop - start, 0
+            run = state["current"]
+            while p < n:
+                if run is None or run.placed_all(num_masks):
+                    run = pull()
+                    state["current"] = run
+                    if run is None:
+                        break  # the stream ended: the rest of this batch is padding
+                if run.placed == 0:
+                    out[p] = run.job.x[0]
+                    segments.append((run, -1, 1, None, p))
+                    run.placed, run.t0 = 1, time.perf_counter()
+                    p += 1
+                    continue
+                first = run.placed - 1
+                count = min(n - p, num_masks - first)
+                masks = rise_masks(params.seed, first, count, params.num_cells, params.prob,
+                                   height, width)
+                fill_masked(run.image, masks, out[p : p + count], layout, 1)
+                segments.append((run, first, count, masks, p))
+                run.placed += count
+                p += count
+            if run is not None and run.placed_all(num_masks):
+                # look ahead, so the consumer knows when the stream has ended
+                state["current"] = pull()
+            in_flight[start] = segments
+            state["submitted"] += n
+
+        def consume(start: int, stop: int, outputs: OVDict) -> bool:
+            segments = in_flight.pop(start)
+            scores = scorer(outputs, stop - start)
+            for run, first, count, masks, p in segments:
+                if run.reported:
+                    continue  # converged or failed: its masks still in flight are dropped
+                rows = scores[p : p + count]
+                if first < 0:
+                    run.unmasked = rows[0].copy()
+                    try:
+                        run.resolve_targets()
+                    except Exception as exc:  # this image only
+                        run.failed = True
+                        report(run, exc)
+                        continue
+                    run.acc = Accumulator(len(run.keys), height * width)
+                    run.consumed = 1
+                    if progress is not None:
+                        progress(per_image)
+                    continue
+                if rows.shape[1] != run.unmasked.shape[0]:
+                    raise ValueError(
+                        f"postprocess_fn returned {rows.shape[1]} classes for masked inputs and "
+                        f"{run.unmasked.shape[0]} for the unmasked one"
+                    )
+                if not run.all_classes:
+                    rows = rows[:, run.key_index]
+                folded = run.acc.add(masks.reshape(count, -1), np.ascontiguousarray(rows))
+                run.consumed += count
+                if progress is not None:
+                    progress(count * per_image)
+                if params.tolerance is not None and run.converged(folded, params):
+                    report(run, run.result(params, height, width))
+                elif run.consumed == num_masks + 1:
+                    run.acc.finish()
+                    report(run, run.result(params, height, width))
+            if state["exhausted"] and not active:
+                return True
+            return bool(should_stop is not None and should_stop())
+
+        first_run = pull()
+        if first_run is None:
+            return 0
+        state["current"] = first_run
+        # without num_jobs the stream's length is not known in advance: the consumer ends the run
+        total = (1 << 62) if num_jobs is None else int(num_jobs) * (num_masks + 1)
+        engine.run(total, fill, consume)
+        return int(state["submitted"])
+
+
+@dataclass
+class RISEJob:
+    """One image of :meth:`RISE.run_many`.
+
+    Attributes
+    ----------
+    x
+        Preprocessed input ``(1, …)`` in the model's element type and layout.
+    targets
+        Class indices, ``None`` for all classes, or a function of the unmasked class scores
+        ``(num_classes,) float32`` returning either.
+    tag
+        Anything the caller wants back with the result.
+    """
+
+    x: np.ndarray
+    targets: Sequence[int] | None | Callable[[np.ndarray], Sequence[int] | None] = None
+    tag: Any = None
+
+
+class _ImageRun:
+    """Bookkeeping of one image inside :meth:`RISE.run_many` (fill and consume cursors)."""
+
+    def __init__(self, job: RISEJob, image: np.ndarray) -> None:
+        self.job = job
+        self.image = image
+        self.placed = 0  # items put into requests: the unmasked one, then masks
+        self.consumed = 0  # items whose scores were accumulated
+        self.t0 = 0.0
+        self.unmasked: np.ndarray | None = None
+        self.keys: list[int] = []
+        self.key_index: np.ndarray | None = None
+        self.all_classes = True
+        self.acc: Accumulator | None = None
+        self.previous: np.ndarray | None = None
+        self.used: int | None = None
+        self.failed = False
+        self.reported = False
+
+    def placed_all(self, num_masks: int) -> bool:
+        return self.placed >= num_masks + 1 or self.reported
+
+    def resolve_targets(self) -> None:
+        assert self.unmasked is not None
+        num_classes = self.unmasked.shape[0]
+        targets = self.job.targets
+        if callable(targets):
+            targets = targets(self.unmasked)
+        keys = list(range(num_classes)) if targets is None else [int(t) for t in targets]
+        if not keys:
+            raise ValueError("targets is empty")
+        for k in keys:
+            if not 0 <= k < num_classes:
+                raise ValueError(
+                    f"targets: class index {k} is out of range for {num_classes} classes"
+                )
+        self.keys = keys
+        self.key_index = np.asarray(keys, np.intp)
+        self.all_classes = targets is None or keys == list(range(num_classes))
+
+    def converged(self, folded: list[int], params: RISEParams) -> bool:
+        """The tolerance check of :meth:`RISE.run`, at the same mask counts."""
+        assert self.acc is not None
+        for count in folded:
+            if count % params.check_every:
+                continue
+            current = _scaled(self.acc.maps(params.estimator))
+            previous, self.previous = self.previous, current
+            if previous is not None:
+                change = float(np.abs(current - previous).mean(axis=1).max())
+                if change < params.tolerance:
+                    self.used = count
+                    return True
+        return False
+
+    def result(self, params: RISEParams, height: int, width: int) -> RISEResult:
+        assert self.acc is not None and self.unmasked is not None
+        if self.used is not None:
+            used, maps = self.used, self.previous
+        else:
+            used, maps = self.acc.count, self.acc.maps(params.estimator)
+        t = len(self.keys)
+        maps = maps.reshape(t, height, width)
+        if params.scale_output:
+            maps = np.round(_scaled(maps.reshape(t, -1)) * 255).astype(np.uint8)
+            maps = maps.reshape(t, height, width)
+        else:
+            maps = maps.astype(np.float32, copy=False)
+        return RISEResult(
+            maps=maps, targets=list(self.keys), unmasked_scores=self.unmasked,
+            num_masks_used=used, num_inferences=self.placed,
+            seconds=time.perf_counter() - self.t0,
         )

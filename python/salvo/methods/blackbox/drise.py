@@ -1,0 +1,188 @@
+"""D-RISE: RISE for object detectors (Petsiuk et al., arXiv 2006.03204), batched.
+
+The masks are RISE's (counter-based, generated in C++; SPEC section 6) and so are the engine and
+the streaming accumulation (:class:`salvo.methods.blackbox.rise.RISE` does the work). What
+changes is the weight of a mask: for a target box ``t`` (found on the unmasked image) it is the
+best similarity between ``t`` and the detections on the masked image,
+
+    w_i(t) = max over detections j of the masked image of IoU(box_t, box_j) * s(t, j),
+
+where the paper's class-score similarity ``s`` is the objectness of ``j`` times the cosine of
+the two class-probability vectors. With the ``(boxes, scores, labels)`` contract of SPEC section
+6 each detection carries one class and one score, so the probability vectors are one-hot and
+``s(t, j) = score_j`` when ``label_j == label_t``, else 0. The map of ``t`` is
+``sum_i w_i(t) * mask_i`` (RISE's ``"centered"`` estimator by default, ``"plain"`` on request),
+min-max scaled.
+
+``explain_method=Method.RISE`` with ``Task.DETECTION`` selects this class; it takes RISE's
+parameters (``preset``, ``num_masks``, ``num_cells``, ``prob``, ``seed``, ``scale_output``,
+``estimator``, ``tolerance``, ``check_every``). Targets are box indices (``-1`` for every box).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import openvino as ov
+from openvino.utils.data_helpers.wrappers import OVDict
+
+from salvo.methods.blackbox.aise import (
+    DetectionReader,
+    Detections,
+    box_iou,
+    select_target_boxes,
+)
+from salvo.methods.blackbox.base import BlackBoxResult
+from salvo.methods.blackbox.rise import RISE, resolve_params
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DRISE", "drise_weights"]
+
+
+def drise_weights(found: Detections, boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """D-RISE weights of one masked image for ``T`` target boxes.
+
+    Parameters
+    ----------
+    found
+        The detections on the masked image.
+    boxes
+        ``(T, 4)`` float64 target boxes ``x1, y1, x2, y2`` (input pixels).
+    labels
+        ``(T,)`` int64 their labels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T,)`` float64: ``max_j IoU(box_t, box_j) * score_j`` over the detections ``j`` with
+        ``label_j == label_t`` (0 when there is none).
+    """
+    out = np.zeros(boxes.shape[0], np.float64)
+    if len(found) == 0:
+        return out
+    for t in range(boxes.shape[0]):
+        same = found.labels == labels[t]
+        if np.any(same):
+            out[t] = float(np.max(box_iou(boxes[t], found.boxes[same]) * found.scores[same]))
+    return out
+
+
+class DRISE:
+    """D-RISE on the batched asynchronous engine.
+
+    Parameters
+    ----------
+    model
+        The detector (compiled once here).
+    postprocess_fn
+        Raw outputs (``OVDict``) -> ``(boxes (B, N, 4), scores (B, N), labels (B, N))``, boxes
+        ``x1, y1, x2, y2`` in input pixels.
+    device_name
+        OpenVINO device.
+    progress
+        Show a tqdm bar for runs longer than a second.
+    **engine_kwargs
+        ``batch_size``, ``num_requests``, ``precision``, ``performance_hint``, ``cache_dir``,
+        ``timeout``.
+    """
+
+    def __init__(
+        self,
+        model: ov.Model,
+        postprocess_fn: Callable[[OVDict], Any],
+        device_name: str = "CPU",
+        *,
+        progress: bool = True,
+        **engine_kwargs: Any,
+    ) -> None:
+        if postprocess_fn is None or not callable(postprocess_fn):
+            raise TypeError("D-RISE needs a callable postprocess_fn (raw outputs -> (boxes, "
+                            "scores, labels))")
+        self.postprocess_fn = postprocess_fn
+        # RISE owns the engine and the accumulation; its postprocess_fn is set per call to the
+        # function that turns detections into per-target weights
+        self._rise = RISE(model, postprocess_fn, device_name, progress=progress, **engine_kwargs)
+        self.engine = self._rise.engine
+
+    def detect(self, x: np.ndarray) -> Detections:
+        """The detections on the unmasked input ``x`` ``(1, ...)`` (one inference)."""
+        result: list[OVDict] = []
+
+        def fill(out: np.ndarray, start: int, stop: int) -> None:
+            out[0] = x[0]
+
+        self.engine.run(1, fill, lambda s, e, o: result.append(o))
+        return DetectionReader(self.postprocess_fn)(result[0], 1)[0]
+
+    def explain(
+        self,
+        x: np.ndarray,
+        targets: Any,
+        *,
+        label_names: Sequence[str] | None = None,
+        progress: bool | None = None,
+        **params: Any,
+    ) -> BlackBoxResult:
+        """Explain the boxes ``targets`` (indices into the detections on ``x``; ``-1``/``None``
+        for all) of the preprocessed input ``x`` ``(1, ...)``.
+
+        ``params`` are RISE's; they are checked before any inference runs.
+
+        Returns
+        -------
+        BlackBoxResult
+            One map per explained box (``(0, H, W)`` when the model found none; degenerate boxes
+            are skipped with a warning). ``num_inferences`` counts the unmasked inference and
+            every mask.
+        """
+        t0 = time.perf_counter()
+        rise_params = resolve_params(**params)
+        height, width = self.engine.input.image_size
+        rise_params = rise_params.validate(height, width)
+        x = np.asarray(x)
+        expected = self.engine.input.shape[1:]
+        if x.ndim == len(expected):
+            x = x[None]
+        if x.shape[0] != 1 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"x must be one preprocessed input of shape (1, {', '.join(map(str, expected))}),"
+                f" got {x.shape}"
+            )
+        found = self.detect(x)
+        chosen = select_target_boxes(found, targets, height, width)
+        if not chosen.indices:
+            logger.info("D-RISE: no box to explain (the model found %d boxes)", len(found))
+            dtype = np.uint8 if rise_params.scale_output else np.float32
+            return BlackBoxResult(
+                maps=np.zeros((0, height, width), dtype), targets=[], predictions={},
+                num_inferences=1,
+                extra={"num_masks_used": 0, "seconds": time.perf_counter() - t0,
+                       "params": rise_params},
+            )
+        reader = DetectionReader(self.postprocess_fn)
+        boxes, labels = chosen.boxes, chosen.labels
+
+        def weights(outputs: OVDict) -> np.ndarray:
+            n = next(iter(outputs.values())).shape[0]
+            return np.stack([drise_weights(d, boxes, labels) for d in reader(outputs, n)])
+
+        unmasked = drise_weights(found, boxes, labels)
+        self._rise.postprocess_fn = weights
+        try:
+            result = self._rise.run(x, None, rise_params, unmasked_scores=unmasked,
+                                    progress=progress)
+        finally:
+            self._rise.postprocess_fn = self.postprocess_fn
+        return BlackBoxResult(
+            maps=result.maps,
+            targets=list(chosen.indices),
+            predictions=chosen.predictions,
+            num_inferences=result.num_inferences + 1,
+            extra={"num_masks_used": result.num_masks_used,
+                   "seconds": time.perf_counter() - t0, "params": rise_params},
+        )

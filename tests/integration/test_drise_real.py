@@ -1,0 +1,98 @@
+"""D-RISE on real detectors: SSDLite person and BlazeFace on the astronaut photo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from salvo import zoo
+from salvo.common import ExplainMode, Method, Task
+from salvo.methods.blackbox.drise import DRISE
+
+pytestmark = pytest.mark.slow
+
+F32 = "f32"
+
+
+def _require(key: str) -> None:
+    if zoo._package_dirs(zoo._ZOO_MODULES[key]) is None:
+        pytest.skip(f"optional zoo wheel missing: {zoo.zoo_install_command([key])}")
+
+
+def peak_xy(m: np.ndarray) -> tuple[int, int]:
+    y, x = np.unravel_index(int(np.argmax(m)), m.shape)
+    return int(x), int(y)
+
+
+def inside(xy: tuple[int, int], box) -> bool:
+    x0, y0, x1, y1 = box
+    return x0 <= xy[0] < x1 and y0 <= xy[1] < y1
+
+
+def box_mask(shape, box) -> np.ndarray:
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    m = np.zeros(shape, bool)
+    m[max(y0, 0): y1, max(x0, 0): x1] = True
+    return m
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return zoo.sample_image("astronaut")
+
+
+@pytest.fixture(scope="module")
+def face(astronaut):
+    """BlazeFace's D-RISE result on the astronaut (1000 masks, a few seconds)."""
+    _require("blazeface")
+    method = DRISE(zoo.blazeface(), zoo.blazeface_postprocess, precision=F32, progress=False)
+    return method.explain(zoo.blazeface_preprocess(astronaut), -1, num_masks=1000,
+                          num_cells=8, seed=0)
+
+
+def test_face_map_peaks_inside_the_face(face):
+    assert face.targets == [0] and face.num_inferences == 1001
+    box = face.predictions[0].bounding_box
+    m = face.maps[0].astype(np.float64)
+    region = box_mask(m.shape, box)
+    assert region.mean() < 0.05
+    assert inside(peak_xy(m), box), f"peak at {peak_xy(m)}, face {box}"
+    assert m[region].mean() > 3 * m[~region].mean()
+    assert not inside(peak_xy(m.T), box)
+
+
+def test_person_map_peaks_inside_the_box_and_on_the_face(face, astronaut):
+    _require("ssdlite_person")
+    x = zoo.ssdlite_preprocess(astronaut)
+    method = DRISE(zoo.ssdlite_person(), zoo.ssdlite_postprocess, precision=F32,
+                   progress=False)
+    result = method.explain(x, -1, num_masks=384, num_cells=8, seed=0)
+    assert result.targets == [0] and result.num_inferences == 385
+    prediction = result.predictions[0]
+    assert prediction.label == 1
+    m = result.maps[0].astype(np.float64)
+    person = box_mask(m.shape, prediction.bounding_box)
+    assert inside(peak_xy(m), prediction.bounding_box)
+    top = m >= np.quantile(m, 0.99)
+    assert person[top].mean() > 0.97
+    assert m[person].mean() > 1.1 * m[~person].mean()
+    # the person detector relies on the head most: its map peaks inside the face BlazeFace
+    # found (both models take the whole photo resized, so boxes scale by 300 / 128)
+    face_box = np.asarray(face.predictions[0].bounding_box) * (300 / 128)
+    assert inside(peak_xy(m), face_box), f"peak at {peak_xy(m)}, face {face_box}"
+
+
+def test_explainer_selects_drise_for_detection_with_rise(astronaut):
+    _require("blazeface")
+    from salvo.explainer.explainer import Explainer
+
+    explainer = Explainer(
+        zoo.blazeface(), Task.DETECTION, preprocess_fn=zoo.blazeface_preprocess,
+        postprocess_fn=zoo.blazeface_postprocess, explain_mode=ExplainMode.BLACKBOX,
+        explain_method=Method.RISE, precision=F32, progress=False,
+    )
+    explanation = explainer(astronaut, targets=-1, num_masks=256, resize=False, colormap=False)
+    assert explanation.targets == [0] and explanation.num_inferences == 257
+    assert explanation.saliency_map[0].shape == (128, 128)
+    assert explanation.predictions[0].label == 0
+    empty = explainer(zoo.sample_image("coffee"), targets=-1, num_masks=64)
+    assert empty.targets == [] and empty.num_inferences == 1
