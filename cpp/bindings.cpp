@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "salvo/accumulate.hpp"
 #include "salvo/fill.hpp"
 #include "salvo/parallel.hpp"
 #include "salvo/rise.hpp"
@@ -142,6 +143,28 @@ py::tuple rise_grid(uint64_t seed, int64_t mask_index, int num_cells, float prob
     return py::make_tuple(grid, dy, dx);
 }
 
+void accumulate_weighted(py::array_t<float, py::array::c_style> weighted, const farray& scores,
+                         const farray& masks, int num_threads) {
+    check_threads(num_threads);
+    if (weighted.ndim() != 2)
+        throw std::invalid_argument("weighted must be 2-D (T, P), got shape " +
+                                    shape_str(weighted));
+    if (scores.ndim() != 2 || masks.ndim() != 2)
+        throw std::invalid_argument("scores must be (K, T) and masks (K, P), got shapes " +
+                                    shape_str(scores) + " and " + shape_str(masks));
+    const int64_t t = weighted.shape(0), p = weighted.shape(1), k = scores.shape(0);
+    if (scores.shape(1) != t || masks.shape(0) != k || masks.shape(1) != p)
+        throw std::invalid_argument("shapes do not agree: weighted " + shape_str(weighted) +
+                                    ", scores " + shape_str(scores) + ", masks " +
+                                    shape_str(masks) + " (expected (T, P), (K, T), (K, P))");
+    if (!weighted.writeable()) throw std::invalid_argument("weighted must be writable");
+    float* w = weighted.mutable_data();
+    const float* s = scores.data();
+    const float* m = masks.data();
+    py::gil_scoped_release release;
+    salvo::accumulate_weighted(w, s, m, t, k, p, num_threads);
+}
+
 // Exercises parallel_for's error path: task `fail_at` throws; the error must reach Python.
 int64_t parallel_selftest(int64_t n, int64_t fail_at, int num_threads) {
     check_threads(num_threads);
@@ -179,6 +202,9 @@ PYBIND11_MODULE(_native, m) {
           "The random parts of one RISE mask: (grid uint8 (n, n), dy, dx).");
     m.def("rise_hash", &salvo::rise_hash, py::arg("seed"), py::arg("mask_index"), py::arg("draw"),
           "The counter-based 64-bit hash behind every RISE draw.");
+    m.def("accumulate_weighted", &accumulate_weighted, py::arg("weighted"), py::arg("scores"),
+          py::arg("masks"), py::arg("num_threads") = 1,
+          "weighted (T, P) += scores (K, T)^T @ masks (K, P), in place (float32).");
     m.def("_parallel_selftest", &parallel_selftest, py::arg("n"), py::arg("fail_at"),
           py::arg("num_threads"),
           "Test hook: run n tasks, task fail_at throws; returns how many tasks succeeded.");

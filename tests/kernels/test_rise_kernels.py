@@ -118,3 +118,39 @@ def test_accumulator_is_bit_identical_across_batch_splits():
         results.append(acc.maps("centered"))
     for r in results[1:]:
         assert np.array_equal(r, results[0])
+
+
+@pytest.mark.parametrize("t, k, p", [(1, 32, 50176), (5, 7, 1000), (3, 9, 2049), (16, 1, 33)])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_native_accumulate_matches_reference(t, k, p, num_threads):
+    from salvo.kernels import accumulate_weighted
+
+    rng = np.random.default_rng(t * 1000 + k)
+    weighted = rng.standard_normal((t, p)).astype(np.float32)
+    scores = rng.standard_normal((k, t)).astype(np.float32)
+    masks = rng.random((k, p)).astype(np.float32)
+    expected = weighted.astype(np.float64) + scores.T.astype(np.float64) @ masks
+    accumulate_weighted(weighted, scores, masks, num_threads)
+    np.testing.assert_allclose(weighted, expected, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="shapes do not agree"):
+        accumulate_weighted(weighted, scores[:, :1] if t > 1 else scores.T, masks)
+
+
+@pytest.mark.parametrize("num_targets", [3, 40])
+def test_accumulator_paths_equal_direct_sum_across_chunk_boundaries(num_targets):
+    from salvo.methods.blackbox.rise import chunk_size
+
+    rng = np.random.default_rng(num_targets)
+    chunk = chunk_size(num_targets)
+    n, p = 2 * chunk + 13, 257
+    masks = rng.random((n, p)).astype(np.float32)
+    scores = rng.standard_normal((n, num_targets)).astype(np.float32)
+    acc = Accumulator(num_targets, p)
+    folded = []
+    for s in range(0, n, 11):
+        folded += acc.add(masks[s : s + 11], scores[s : s + 11])
+    assert folded == [chunk, 2 * chunk]
+    acc.finish()
+    direct = scores.T.astype(np.float64) @ masks.astype(np.float64)
+    np.testing.assert_allclose(acc.maps("plain"), direct, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(acc.mask_sum, masks.sum(0, dtype=np.float64), rtol=1e-9)

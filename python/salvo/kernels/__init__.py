@@ -66,3 +66,17 @@ def rise_masks(
 
 
 __all__ += ["rise_masks"]
+
+
+def accumulate_weighted(
+    weighted: np.ndarray, scores: np.ndarray, masks: np.ndarray, num_threads: int = 1
+) -> None:
+    """``weighted (T, P) += scores (K, T)^T @ masks (K, P)`` in place (C++, GIL released).
+
+    ``weighted`` must be a writable C-contiguous float32 array; ``scores`` and ``masks`` are
+    converted to C-contiguous float32 if needed.
+    """
+    _native.accumulate_weighted(weighted, scores, masks, num_threads)
+
+
+__all__ += ["accumulate_weighted"]

@@ -31,7 +31,9 @@ import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo.common import Preset
-from salvo.kernels import fill_masked, rise_masks
+from scipy.linalg.blas import sgemm
+
+from salvo.kernels import accumulate_weighted, fill_masked, rise_masks
 from salvo.methods.blackbox.base import (
     ENGINE_KEYS,
     BlackBoxResult,
@@ -47,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 #: Masks per accumulation step (fixed, so results do not depend on the engine's batch size).
 CHUNK = 32
+#: From this many targets on, chunks are longer and folded by BLAS (see :class:`Accumulator`).
+MANY_TARGETS = 16
+CHUNK_MANY = 256
 ESTIMATORS = ("centered", "plain")
 
 
@@ -148,10 +153,21 @@ def _scaled(maps: np.ndarray) -> np.ndarray:
     return (maps - lo) / (hi - lo + 1e-12)
 
 
+def chunk_size(num_targets: int) -> int:
+    """Masks folded per accumulation step for ``num_targets`` targets (never the batch size)."""
+    return CHUNK if num_targets < MANY_TARGETS else CHUNK_MANY
+
+
 class Accumulator:
     """Streaming ``sum s_i m_i``, ``sum m_i``, ``sum s_i`` in fixed, ordered chunks.
 
-    Memory: ``T x H x W`` float32 for the sums plus at most ``CHUNK`` pending masks.
+    Masks are copied into a preallocated ``(chunk, P)`` buffer as they arrive; a full chunk is
+    folded with one ``(T, chunk) @ (chunk, P)`` product into the ``(T, P)`` float32 sums:
+    below :data:`MANY_TARGETS` targets by the native kernel on one thread (no thread pool to
+    compete with the inference engine), from there on by an in-place BLAS ``sgemm`` over a
+    larger chunk (the sums are then memory-bound and a long chunk amortises their traffic).
+    Chunk boundaries depend only on the number of targets, so results do not depend on how the
+    masks arrive. Memory: the sums plus one chunk of masks.
     """
 
     def __init__(self, num_targets: int, num_pixels: int) -> None:
@@ -159,39 +175,46 @@ class Accumulator:
         self.mask_sum = np.zeros(num_pixels, np.float64)
         self.score_sum = np.zeros(num_targets, np.float64)
         self.count = 0
-        self._masks: list[np.ndarray] = []
-        self._scores: list[np.ndarray] = []
+        self.chunk = chunk_size(num_targets)
+        self._masks = np.empty((self.chunk, num_pixels), np.float32)
+        self._scores = np.empty((self.chunk, num_targets), np.float32)
         self._pending = 0
 
     def add(self, masks: np.ndarray, scores: np.ndarray) -> list[int]:
-        """Queue ``masks (n, P)`` with ``scores (n, T)``; fold full chunks; return counts folded at."""
-        self._masks.append(masks)
-        self._scores.append(scores)
-        self._pending += len(masks)
+        """Queue ``masks (n, P)`` with ``scores (n, T)``; fold full chunks; return the mask
+        counts at which chunks were folded. The arrays are copied: callers may reuse them."""
         folded: list[int] = []
-        while self._pending >= CHUNK:
-            self._fold(CHUNK)
-            folded.append(self.count)
+        start = 0
+        n = len(masks)
+        while start < n:
+            take = min(self.chunk - self._pending, n - start)
+            self._masks[self._pending : self._pending + take] = masks[start : start + take]
+            self._scores[self._pending : self._pending + take] = scores[start : start + take]
+            self._pending += take
+            start += take
+            if self._pending == self.chunk:
+                self._fold()
+                folded.append(self.count)
         return folded
 
     def finish(self) -> None:
         """Fold whatever is pending (the last, partial chunk)."""
         if self._pending:
-            self._fold(self._pending)
+            self._fold()
 
-    def _fold(self, k: int) -> None:
-        masks = np.concatenate(self._masks) if len(self._masks) > 1 else self._masks[0]
-        scores = np.concatenate(self._scores) if len(self._scores) > 1 else self._scores[0]
-        m, rest_m = masks[:k], masks[k:]
-        s, rest_s = scores[:k], scores[k:]
-        # one GEMM per chunk: (T, k) @ (k, P)
-        self.weighted += s.T @ m
+    def _fold(self) -> None:
+        k = self._pending
+        m = self._masks[:k]
+        s = self._scores[:k]
+        if self.chunk == CHUNK:
+            accumulate_weighted(self.weighted, s, m, 1)
+        else:
+            # column-major view of the row-major sums: weighted^T (P, T) += m^T (P, k) @ s (k, T)
+            sgemm(1.0, m.T, s.T, beta=1.0, c=self.weighted.T, trans_b=True, overwrite_c=True)
         self.mask_sum += m.sum(axis=0, dtype=np.float64)
         self.score_sum += s.sum(axis=0, dtype=np.float64)
         self.count += k
-        self._masks = [rest_m] if len(rest_m) else []
-        self._scores = [rest_s] if len(rest_s) else []
-        self._pending -= k
+        self._pending = 0
 
     def maps(self, estimator: str) -> np.ndarray:
         """Current maps ``(T, P)`` float32 (unscaled)."""
@@ -301,14 +324,20 @@ class RISE:
         state: dict[str, Any] = {"previous": None, "used": None}
         check_every = params.check_every
 
+        free: list[np.ndarray] = []  # mask buffers of finished batches, reused
+
         def fill(out: np.ndarray, start: int, stop: int) -> None:
-            masks = rise_masks(params.seed, start, stop - start, params.num_cells, params.prob,
-                               height, width)
-            fill_masked(image, masks, out, layout, 1)
-            in_flight[start] = masks
+            n = stop - start
+            buf = free.pop() if free else np.empty((engine.batch_size, height, width), np.float32)
+            rise_masks(params.seed, start, n, params.num_cells, params.prob, height, width,
+                       out=buf)
+            fill_masked(image, buf[:n], out, layout, 1)
+            in_flight[start] = buf
 
         def consume(start: int, stop: int, outputs: OVDict) -> bool:
-            masks = in_flight.pop(start)
+            buf = in_flight.pop(start)
+            masks = buf[: stop - start]
+            free.append(buf)  # the accumulator copies what it keeps
             scores = scorer(outputs, stop - start)
             if scores.shape[1] != num_classes:
                 raise ValueError(
