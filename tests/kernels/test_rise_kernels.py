@@ -145,12 +145,14 @@ def test_accumulator_paths_equal_direct_sum_across_chunk_boundaries(num_targets)
     n, p = 2 * chunk + 13, 257
     masks = rng.random((n, p)).astype(np.float32)
     scores = rng.standard_normal((n, num_targets)).astype(np.float32)
-    acc = Accumulator(num_targets, p)
-    folded = []
+    counts = []
+    acc = Accumulator(num_targets, p, on_check=lambda count, a: counts.append(count),
+                      check_every=chunk)
     for s in range(0, n, 11):
-        folded += acc.add(masks[s : s + 11], scores[s : s + 11])
-    assert folded == [chunk, 2 * chunk]
+        assert acc.add(masks[s : s + 11], scores[s : s + 11]) is False
+    assert counts == [chunk, 2 * chunk], "folded exactly at chunk boundaries"
     acc.finish()
+    assert acc.count == n
     direct = scores.T.astype(np.float64) @ masks.astype(np.float64)
     np.testing.assert_allclose(acc.maps("plain"), direct, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(acc.mask_sum, masks.sum(0, dtype=np.float64), rtol=1e-9)

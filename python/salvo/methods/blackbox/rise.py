@@ -34,6 +34,7 @@ from salvo.common import Preset
 from scipy.linalg.blas import sgemm
 
 from salvo.kernels import accumulate_weighted, fill_masked, rise_masks
+from salvo.kernels.maps import finish_maps
 from salvo.methods.blackbox.base import (
     ENGINE_KEYS,
     BlackBoxResult,
@@ -146,13 +147,6 @@ def resolve_params(preset: Preset | str | None = None, **overrides: Any) -> RISE
                                            or k == "tolerance"})
 
 
-def _scaled(maps: np.ndarray) -> np.ndarray:
-    """Min-max each map of (T, P) to [0, 1] (float32)."""
-    lo = maps.min(axis=1, keepdims=True)
-    hi = maps.max(axis=1, keepdims=True)
-    return (maps - lo) / (hi - lo + 1e-12)
-
-
 def chunk_size(num_targets: int) -> int:
     """Masks folded per accumulation step for ``num_targets`` targets (never the batch size)."""
     return CHUNK if num_targets < MANY_TARGETS else CHUNK_MANY
@@ -170,7 +164,22 @@ class Accumulator:
     masks arrive. Memory: the sums plus one chunk of masks.
     """
 
-    def __init__(self, num_targets: int, num_pixels: int) -> None:
+    def __init__(
+        self,
+        num_targets: int,
+        num_pixels: int,
+        *,
+        estimator: str = "centered",
+        tolerance: float | None = None,
+        check_every: int = 256,
+        on_check: Callable[[int, Accumulator], None] | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.tolerance = tolerance
+        self.check_every = check_every
+        self.on_check = on_check
+        self.converged = False
+        self._previous: np.ndarray | None = None
         self.weighted = np.zeros((num_targets, num_pixels), np.float32)
         self.mask_sum = np.zeros(num_pixels, np.float64)
         self.score_sum = np.zeros(num_targets, np.float64)
@@ -180,10 +189,17 @@ class Accumulator:
         self._scores = np.empty((self.chunk, num_targets), np.float32)
         self._pending = 0
 
-    def add(self, masks: np.ndarray, scores: np.ndarray) -> list[int]:
-        """Queue ``masks (n, P)`` with ``scores (n, T)``; fold full chunks; return the mask
-        counts at which chunks were folded. The arrays are copied: callers may reuse them."""
-        folded: list[int] = []
+    def add(self, masks: np.ndarray, scores: np.ndarray) -> bool:
+        """Queue ``masks (n, P)`` with ``scores (n, T)`` and fold every full chunk.
+
+        The arrays are copied (callers may reuse them). Every ``check_every`` masks (at a chunk
+        boundary) ``on_check`` is called and, with a ``tolerance``, convergence is tested: once
+        the [0, 1]-scaled maps changed by less than the tolerance (mean absolute change, worst
+        target) since the previous check, the accumulator stops there, drops what follows, and
+        ``add`` returns ``True``.
+        """
+        if self.converged:
+            return True
         start = 0
         n = len(masks)
         while start < n:
@@ -194,13 +210,37 @@ class Accumulator:
             start += take
             if self._pending == self.chunk:
                 self._fold()
-                folded.append(self.count)
-        return folded
+                if self.count % self.check_every == 0 and self._check():
+                    self.converged = True
+                    self._pending = 0
+                    return True
+        return False
+
+    def _check(self) -> bool:
+        if self.on_check is not None:
+            self.on_check(self.count, self)
+        if self.tolerance is None:
+            return False
+        current = self.result("unit")
+        previous, self._previous = self._previous, current
+        if previous is None:
+            return False
+        change = float(np.abs(current - previous).mean(axis=1).max())
+        logger.debug("RISE check at %d masks: change %.5f", self.count, change)
+        return change < self.tolerance
 
     def finish(self) -> None:
-        """Fold whatever is pending (the last, partial chunk)."""
-        if self._pending:
+        """Fold whatever is pending (the last, partial chunk), unless converged."""
+        if self._pending and not self.converged:
             self._fold()
+
+    def result(self, scale: str | None) -> np.ndarray:
+        """The maps ``(T, P)`` of :attr:`estimator`: ``scale="uint8"`` min-max to [0, 255]
+        uint8, ``"unit"`` to [0, 1] float32, ``None`` unscaled float32 (one Numba pass)."""
+        mean = None
+        if self.estimator == "centered" and self.count:
+            mean = (self.score_sum / self.count).astype(np.float32)
+        return finish_maps(self.weighted, mean, self.mask_sum, scale=scale)
 
     def _fold(self) -> None:
         k = self._pending
@@ -319,10 +359,10 @@ class RISE:
         all_classes = targets is None or keys == list(range(num_classes))
 
         scorer = Scorer(self.postprocess_fn)
-        acc = Accumulator(len(keys), height * width)
+        acc = Accumulator(len(keys), height * width, estimator=params.estimator,
+                          tolerance=params.tolerance, check_every=params.check_every,
+                          on_check=on_check)
         in_flight: dict[int, np.ndarray] = {}
-        state: dict[str, Any] = {"previous": None, "used": None}
-        check_every = params.check_every
 
         free: list[np.ndarray] = []  # mask buffers of finished batches, reused
 
@@ -346,26 +386,7 @@ class RISE:
                 )
             if not all_classes:
                 scores = scores[:, key_index]
-            folded = acc.add(masks.reshape(len(masks), -1), np.ascontiguousarray(scores))
-            if params.tolerance is None and on_check is None:
-                return False
-            for count in folded:
-                if count % check_every:
-                    continue
-                if on_check is not None:
-                    on_check(count, acc)
-                if params.tolerance is None:
-                    continue
-                current = _scaled(acc.maps(params.estimator))
-                previous = state["previous"]
-                state["previous"] = current
-                if params.tolerance is not None and previous is not None:
-                    change = float(np.abs(current - previous).mean(axis=1).max())
-                    logger.debug("RISE check at %d masks: change %.5f", count, change)
-                    if change < params.tolerance:
-                        state["used"] = count
-                        return True
-            return False
+            return acc.add(masks.reshape(len(masks), -1), np.ascontiguousarray(scores))
 
         show = self.progress if progress is None else progress
         bar = None
@@ -383,24 +404,13 @@ class RISE:
             if bar is not None:
                 bar.close()
         inferences += submitted
-        if state["used"] is not None:
-            # stopped at a check: later masks were computed but are not part of the map
-            used = state["used"]
-            logger.info("RISE converged after %d masks (tolerance %g)", used, params.tolerance)
-        else:
-            acc.finish()
-            used = acc.count
-        if state["used"] is not None:
-            maps = state["previous"]
-            maps = acc.maps(params.estimator) if maps is None else maps
-        else:
-            maps = acc.maps(params.estimator)
+        acc.finish()
+        if acc.converged:
+            logger.info("RISE converged after %d masks (tolerance %g)", acc.count,
+                        params.tolerance)
+        used = acc.count
+        maps = acc.result("uint8" if params.scale_output else None)
         maps = maps.reshape(len(keys), height, width)
-        if params.scale_output:
-            maps = np.round(_scaled(maps.reshape(len(keys), -1)) * 255).astype(np.uint8)
-            maps = maps.reshape(len(keys), height, width)
-        else:
-            maps = maps.astype(np.float32, copy=False)
         return RISEResult(
             maps=maps, targets=keys, unmasked_scores=unmasked_scores, num_masks_used=used,
             num_inferences=inferences, seconds=time.perf_counter() - t0,
@@ -578,7 +588,10 @@ class RISE:
                         run.failed = True
                         report(run, exc)
                         continue
-                    run.acc = Accumulator(len(run.keys), height * width)
+                    run.acc = Accumulator(len(run.keys), height * width,
+                                          estimator=params.estimator,
+                                          tolerance=params.tolerance,
+                                          check_every=params.check_every)
                     run.consumed = 1
                     if progress is not None:
                         progress(per_image)
@@ -590,11 +603,11 @@ class RISE:
                     )
                 if not run.all_classes:
                     rows = rows[:, run.key_index]
-                folded = run.acc.add(masks.reshape(count, -1), np.ascontiguousarray(rows))
+                converged = run.acc.add(masks.reshape(count, -1), np.ascontiguousarray(rows))
                 run.consumed += count
                 if progress is not None:
                     progress(count * per_image)
-                if params.tolerance is not None and run.converged(folded, params):
+                if converged:
                     report(run, run.result(params, height, width))
                 elif run.consumed == num_masks + 1:
                     run.acc.finish()
@@ -647,8 +660,6 @@ class _ImageRun:
         self.key_index: np.ndarray | None = None
         self.all_classes = True
         self.acc: Accumulator | None = None
-        self.previous: np.ndarray | None = None
-        self.used: int | None = None
         self.failed = False
         self.reported = False
 
@@ -673,36 +684,13 @@ class _ImageRun:
         self.key_index = np.asarray(keys, np.intp)
         self.all_classes = targets is None or keys == list(range(num_classes))
 
-    def converged(self, folded: list[int], params: RISEParams) -> bool:
-        """The tolerance check of :meth:`RISE.run`, at the same mask counts."""
-        assert self.acc is not None
-        for count in folded:
-            if count % params.check_every:
-                continue
-            current = _scaled(self.acc.maps(params.estimator))
-            previous, self.previous = self.previous, current
-            if previous is not None:
-                change = float(np.abs(current - previous).mean(axis=1).max())
-                if change < params.tolerance:
-                    self.used = count
-                    return True
-        return False
-
     def result(self, params: RISEParams, height: int, width: int) -> RISEResult:
         assert self.acc is not None and self.unmasked is not None
-        if self.used is not None:
-            used, maps = self.used, self.previous
-        else:
-            used, maps = self.acc.count, self.acc.maps(params.estimator)
-        t = len(self.keys)
-        maps = maps.reshape(t, height, width)
-        if params.scale_output:
-            maps = np.round(_scaled(maps.reshape(t, -1)) * 255).astype(np.uint8)
-            maps = maps.reshape(t, height, width)
-        else:
-            maps = maps.astype(np.float32, copy=False)
+        self.acc.finish()
+        maps = self.acc.result("uint8" if params.scale_output else None)
+        maps = maps.reshape(len(self.keys), height, width)
         return RISEResult(
             maps=maps, targets=list(self.keys), unmasked_scores=self.unmasked,
-            num_masks_used=used, num_inferences=self.placed,
+            num_masks_used=self.acc.count, num_inferences=self.placed,
             seconds=time.perf_counter() - self.t0,
         )
