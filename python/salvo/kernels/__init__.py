@@ -80,3 +80,56 @@ def accumulate_weighted(
 
 
 __all__ += ["accumulate_weighted"]
+
+
+_BLAS_LOCAL_THREADS = None  # resolved on first use: a ctypes function, or False
+
+
+def _openblas_local_threads():
+    """``openblas_set_num_threads_local`` of the OpenBLAS that ``scipy.linalg.blas`` uses, if any.
+
+    OpenBLAS >= 0.3.27 exports it: it sets the number of threads for BLAS calls made from the
+    calling thread only and returns the previous setting.
+    """
+    global _BLAS_LOCAL_THREADS
+    if _BLAS_LOCAL_THREADS is None:
+        _BLAS_LOCAL_THREADS = False
+        try:
+            import ctypes
+            import os
+
+            import scipy.linalg.blas  # noqa: F401  (loads scipy's BLAS)
+
+            with open("/proc/self/maps") as fh:
+                paths = {line.split()[-1] for line in fh if "openblas" in line.lower()}
+            for path in sorted(paths):
+                name = os.path.basename(path)
+                if "openblas" in name and "64_" not in name and os.path.exists(path):
+                    fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
+                    if fn is not None:
+                        fn.argtypes = [ctypes.c_int]
+                        fn.restype = ctypes.c_int
+                        _BLAS_LOCAL_THREADS = fn
+                        break
+        except Exception:  # not Linux, another BLAS: leave BLAS as it is
+            _BLAS_LOCAL_THREADS = False
+    return _BLAS_LOCAL_THREADS or None
+
+
+def sgemm_accumulate_single_thread(weighted: np.ndarray, scores: np.ndarray,
+                                   masks: np.ndarray) -> None:
+    """``weighted (T, P) += scores (K, T)^T @ masks (K, P)`` in place with scipy's BLAS sgemm,
+    on the calling thread only where the BLAS allows it (the inference engine owns the cores)."""
+    from scipy.linalg.blas import sgemm
+
+    set_local = _openblas_local_threads()
+    previous = set_local(1) if set_local is not None else None
+    try:
+        # column-major view of the row-major sums: weighted^T (P, T) += masks^T (P, K) @ scores
+        sgemm(1.0, masks.T, scores.T, beta=1.0, c=weighted.T, trans_b=True, overwrite_c=True)
+    finally:
+        if set_local is not None and previous is not None and previous > 0:
+            set_local(previous)
+
+
+__all__ += ["sgemm_accumulate_single_thread"]
