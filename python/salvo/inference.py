@@ -130,6 +130,14 @@ def check_device(device_name: str) -> str:
     return name
 
 
+def _is_cpu_only(device_name: str) -> bool:
+    """Whether every physical device named in ``device_name`` is the CPU."""
+    head, _, rest = device_name.partition(":")
+    names = [d.split("(")[0].strip() for d in rest.split(",")] if head in _VIRTUAL_DEVICES else [head]
+    names = [n for n in names if n and not n.startswith("-")]
+    return bool(names) and all(n.split(".")[0] == "CPU" for n in names)
+
+
 @dataclass(frozen=True)
 class InputInfo:
     """The model input the engine feeds.
@@ -193,11 +201,13 @@ class InferenceEngine:
         Any OpenVINO device string. A device that is not present is a ``ValueError`` listing the
         available ones.
     batch_size
-        Items per infer request. ``None`` picks :attr:`DEFAULT_BATCH_SIZE`. If the model cannot be
-        reshaped to it, the engine logs why and uses batch 1.
+        Items per infer request. ``None``: 1 on CPU (its throughput streams run one image per
+        core best — measured on EfficientNet-Lite0, batch 8 ran at 0.4-0.5x of batch 1 at
+        224x224), :attr:`DEFAULT_BATCH_SIZE` on other devices. If the model cannot be reshaped to
+        it, the engine logs why and uses batch 1.
     num_requests
-        Infer requests in flight. ``None`` uses the device's optimal number plus one, so the host
-        fills one request while the device runs the others.
+        Infer requests in flight. ``None``: on CPU twice the device's optimal number (two per
+        stream, so a stream never waits for the host), elsewhere the optimal number plus one.
     performance_hint
         ``"THROUGHPUT"`` (default), ``"LATENCY"`` or ``"CUMULATIVE_THROUGHPUT"``.
     precision
@@ -240,8 +250,9 @@ class InferenceEngine:
                 f"model has {len(source.inputs)} inputs {names}; salvo explains models with one "
                 "image input (wrap the others as constants first)"
             )
+        cpu_only = _is_cpu_only(self.device_name)
         if batch_size is None:
-            batch_size = self.DEFAULT_BATCH_SIZE
+            batch_size = 1 if cpu_only else self.DEFAULT_BATCH_SIZE
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if num_requests is not None and (
@@ -293,7 +304,7 @@ class InferenceEngine:
                 optimal = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
             except Exception:
                 optimal = 2
-            num_requests = max(1, optimal) + 1
+            num_requests = 2 * max(1, optimal) if cpu_only else max(1, optimal) + 1
         self.num_requests = int(num_requests)
         logger.debug(
             "compiled for %s in %.2fs: batch %d, %d requests, %s",
