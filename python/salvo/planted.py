@@ -726,3 +726,22 @@ def planted_image_with_object(
     y0, y1, x0, x1 = pm.regions[k]
     img[:, :, y0:y1, x0:x1] = foreground
     return _to_model_input(pm, img)
+
+
+def batchable(pm: PlantedModel | ov.Model) -> ov.Model:
+    """A copy of a planted CNN whose head takes any batch size.
+
+    :func:`planted_cnn` flattens with a constant batch-1 Reshape on purpose (exported models
+    often do, and white-box methods must cope); the batched black-box engine would then fall
+    back to batch 1. This rewires that Reshape to ``[-1, C]``.
+    """
+    model = (pm.model if isinstance(pm, PlantedModel) else pm).clone()
+    for op in model.get_ops():
+        if op.get_friendly_name() == "head/flatten":
+            channels = op.get_output_partial_shape(0)[1].get_length()
+            new = ops.reshape(op.input_value(0), _const(np.array([-1, channels], np.int64), np.int64),
+                              False)
+            for target in list(op.output(0).get_target_inputs()):
+                target.replace_source_output(new.output(0))
+    model.validate_nodes_and_infer_types()
+    return model

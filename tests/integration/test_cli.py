@@ -13,26 +13,11 @@ import openvino.opset13 as ops
 import pytest
 import salvo
 from salvo.cli import main
-from salvo.planted import planted_cnn, planted_image_with_object
+from salvo.planted import batchable, planted_cnn, planted_image_with_object
 
 F32 = ["--precision", "f32"]
 LABELS = ["alpha", "beta", "gamma"]
 H, W = 84, 112  # input photos: not square, so a transposed map or a wrong size shows
-
-
-def batchable(pm):
-    """The planted CNN flattens with a hard-coded batch of 1; let it take any batch."""
-    model = pm.model.clone()
-    for op in model.get_ops():
-        if op.get_friendly_name() == "head/flatten":
-            channels = op.get_output_partial_shape(0)[1].get_length()
-            new = ops.reshape(
-                op.input_value(0), ops.constant(np.array([-1, channels], np.int64)), False
-            )
-            for target in list(op.output(0).get_target_inputs()):
-                target.replace_source_output(new.output(0))
-    model.validate_nodes_and_infer_types()
-    return model
 
 
 @pytest.fixture(scope="module")

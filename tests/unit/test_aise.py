@@ -18,7 +18,7 @@ from salvo.methods.blackbox.aise import (
     resolve_detection_params,
 )
 from salvo.methods.blackbox.drise import DRISE
-from salvo.planted import planted_cnn, planted_image
+from salvo.planted import batchable, planted_cnn, planted_image
 from scipy.optimize import direct
 
 F32 = "f32"
@@ -27,21 +27,6 @@ SIZE = 56
 
 def logits(outputs):
     return outputs[0]
-
-
-def batchable(model: ov.Model) -> ov.Model:
-    """The planted CNN flattens with a hard-coded batch of 1; let it take any batch."""
-    model = model.clone()
-    for op in model.get_ops():
-        if op.get_friendly_name() == "head/flatten":
-            channels = op.get_output_partial_shape(0)[1].get_length()
-            new = ops.reshape(
-                op.input_value(0), ops.constant(np.array([-1, channels], np.int64)), False
-            )
-            for target in list(op.output(0).get_target_inputs()):
-                target.replace_source_output(new.output(0))
-    model.validate_nodes_and_infer_types()
-    return model
 
 
 @pytest.fixture(scope="module")

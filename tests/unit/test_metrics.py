@@ -14,7 +14,7 @@ from salvo.explainer.explanation import Explanation
 from salvo.metrics import ADCC, InsertionDeletionAUC, PointingGame
 from salvo.metrics.adcc import adcc_from_components
 from salvo.metrics.insertion_deletion_auc import AUC, pixel_order
-from salvo.planted import planted_cnn, planted_image
+from salvo.planted import batchable, planted_cnn, planted_image
 
 F32 = "f32"
 H, W = 20, 24  # N = 480 pixels; steps 7 does not divide it
@@ -60,20 +60,6 @@ def mean_intensity_model(offset: float = 0.0) -> ov.Model:
     scores = ops.concat([ops.unsqueeze(c0, _axes(1)), ops.unsqueeze(c1, _axes(1))], 1)
     scores = ops.add(scores, ops.constant(np.float32(offset)))
     return ov.Model([ops.result(scores)], [x], "mean_intensity")
-
-
-def batchable(pm):
-    """The planted CNN flattens with a hard-coded batch of 1; let it take any batch."""
-    model = pm.model.clone()
-    for op in model.get_ops():
-        if op.get_friendly_name() == "head/flatten":
-            channels = op.get_output_partial_shape(0)[1].get_length()
-            new = ops.reshape(op.input_value(0), ops.constant(np.array([-1, channels], np.int64)),
-                              False)
-            for target in list(op.output(0).get_target_inputs()):
-                target.replace_source_output(new.output(0))
-    model.validate_nodes_and_infer_types()
-    return model
 
 
 def trapezoid_auc(curve: np.ndarray) -> float:

@@ -11,28 +11,13 @@ import openvino.opset13 as ops
 import pytest
 
 from salvo.methods.blackbox.rise import RISE, resolve_params
-from salvo.planted import planted_cnn, planted_image
+from salvo.planted import batchable, planted_cnn, planted_image
 
 F32 = "f32"
 
 
 def logits(outputs):
     return outputs[0]
-
-
-def batchable(pm):
-    """The planted CNN flattens with a hard-coded batch of 1; let it take any batch."""
-    model = pm.model.clone()
-    for op in model.get_ops():
-        if op.get_friendly_name() == "head/flatten":
-            channels = op.get_output_partial_shape(0)[1].get_length()
-            new = ops.reshape(
-                op.input_value(0), ops.constant(np.array([-1, channels], np.int64)), False
-            )
-            for target in list(op.output(0).get_target_inputs()):
-                target.replace_source_output(new.output(0))
-    model.validate_nodes_and_infer_types()
-    return model
 
 
 @pytest.fixture(scope="module")
