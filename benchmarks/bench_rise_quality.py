@@ -38,7 +38,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -311,19 +310,12 @@ def spearman_brown(half_r: float) -> float:
 
 
 # ----------------------------------------------------------------------------- timings
-def salvo_seconds_per_mask(x: np.ndarray, precision: str | None, masks: int,
-                           repeats: int) -> float:
-    ex = salvo.Explainer(lite0_at(SIZE), salvo.Task.CLASSIFICATION, postprocess_fn=logits_only,
-                         explain_mode=salvo.ExplainMode.BLACKBOX,
-                         explain_method=salvo.Method.RISE, inference_precision=precision,
-                         progress=False)
-    ex(x, targets=0, num_masks=64, num_cells=NUM_CELLS, resize=False, colormap=False)
-    walls = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        e = ex(x, targets=0, num_masks=masks, num_cells=NUM_CELLS, resize=False, colormap=False)
-        walls.append(time.perf_counter() - t0)
-    return statistics.median(walls) / e.num_inferences
+def salvo_explainer(precision: str | None) -> Any:
+    """salvo's Explainer as a user builds it (default engine), RISE, one image at a time."""
+    return salvo.Explainer(lite0_at(SIZE), salvo.Task.CLASSIFICATION, postprocess_fn=logits_only,
+                           explain_mode=salvo.ExplainMode.BLACKBOX,
+                           explain_method=salvo.Method.RISE, inference_precision=precision,
+                           progress=False)
 
 
 def reference_explainer(xai: Any, precision: str | None) -> Any:
@@ -337,29 +329,42 @@ def reference_explainer(xai: Any, precision: str | None) -> Any:
     return ref
 
 
-def reference_seconds_per_mask(xai: Any, x: np.ndarray, precision: str | None,
-                               masks: int) -> float:
-    ref = reference_explainer(xai, precision)
-    ref(x, targets=0, num_masks=4, num_cells=NUM_CELLS, resize=False, colormap=False)
-    t0 = time.perf_counter()
-    ref(x, targets=0, num_masks=masks, num_cells=NUM_CELLS, resize=False, colormap=False)
-    return (time.perf_counter() - t0) / masks
-
-
-def measure_speeds(xai: Any | None, quick: bool) -> dict:
+def measure_speeds(xai: Any | None, quick: bool, rounds: int = 1) -> dict:
+    """Seconds per mask (one target, num_cells 8, coffee), salvo and the reference, measured
+    in interleaved rounds (every variant once per round, back to back)."""
     x = efficientnet_lite0_preprocess(sample_image("coffee"), size=SIZE)
     n_salvo = 1000 if quick else 2000
-    out: dict[str, Any] = {"load_before": loadavg(), "salvo_masks": n_salvo}
-    out["salvo_f32"] = salvo_seconds_per_mask(x, "f32", n_salvo, 1 if quick else 2)
-    out["salvo_default"] = salvo_seconds_per_mask(x, None, n_salvo, 1 if quick else 2)
-    if xai is not None:
-        n_ref = 60 if quick else 200
-        out["reference_masks"] = n_ref
-        out["reference_f32"] = reference_seconds_per_mask(xai, x, "f32", n_ref)
-        out["reference_default"] = reference_seconds_per_mask(xai, x, None, n_ref)
+    n_ref = 60 if quick else 200
+    out: dict[str, Any] = {"load_before": loadavg(), "salvo_masks": n_salvo, "rounds": rounds,
+                           "when": _dt.datetime.now().isoformat(timespec="seconds")}
+    calls: dict[str, tuple[Any, int]] = {}
+    for prec, key in (("f32", "f32"), (None, "default")):
+        calls[f"salvo_{key}"] = (salvo_explainer(prec), n_salvo)
+        if xai is not None:
+            calls[f"reference_{key}"] = (reference_explainer(xai, prec), n_ref)
+            out["reference_masks"] = n_ref
+    for fn, _ in calls.values():  # warm-up
+        fn(x, targets=0, num_masks=64, num_cells=NUM_CELLS, resize=False, colormap=False)
+    per_round: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(rounds):
+        for key, (fn, n) in calls.items():
+            t0 = time.perf_counter()
+            e = fn(x, targets=0, num_masks=n, num_cells=NUM_CELLS, resize=False, colormap=False)
+            wall = time.perf_counter() - t0
+            inferences = getattr(e, "num_inferences", 0) or n + 1
+            per_round[key].append(wall / inferences)
+    for key, v in per_round.items():
+        out[key] = float(np.median(v))
+    out["per_round"] = per_round
+    for key in ("f32", "default"):
+        if f"reference_{key}" in per_round:
+            out[f"paired_ratio_{key}"] = float(np.median(
+                [r / s_ for r, s_ in zip(per_round[f"reference_{key}"],
+                                         per_round[f"salvo_{key}"])]))
     out["load_after"] = loadavg()
     log("  seconds per mask: " + ", ".join(
-        f"{k} {v * 1e3:.2f} ms" for k, v in out.items() if isinstance(v, float)))
+        f"{k} {v * 1e3:.2f} ms" for k, v in out.items() if isinstance(v, float)
+        and not k.startswith("paired")))
     return out
 
 
@@ -462,9 +467,14 @@ def pooled_speeds(photos: list[dict]) -> dict[str, float]:
 
 def summarise(photos: list[dict], quick: bool) -> tuple[dict, str]:
     rows = []
-    pooled = pooled_speeds(photos)
+    speeds_file = RESULTS / ("rise_quality_speeds_quick.json" if quick else "rise_quality_speeds.json")
+    if speeds_file.is_file():
+        sp = json.loads(speeds_file.read_text())
+        sp["source"] = f"{speeds_file.name} ({sp['rounds']} interleaved rounds, {sp['when']})"
+    else:
+        sp = pooled_speeds(photos)
+        sp["source"] = "median of the per-invocation measurements"
     for r in photos:
-        sp = r["speeds"]
         row: dict[str, Any] = {"photo": r["photo"], "class": r["class"], "label": r["label"]}
         for s in SCORES:
             for q in QUALITIES:
@@ -485,10 +495,11 @@ def summarise(photos: list[dict], quick: bool) -> tuple[dict, str]:
                     ref_d = pla["masks"] * sp["reference_default"]
                     row[f"{s}/{q}/reference_default_s"] = ref_d
                     row[f"{s}/{q}/time_ratio_default"] = ref_d / row[f"{s}/{q}/salvo_default_s"]
-                if "reference_f32" in pooled:
-                    row[f"{s}/{q}/time_ratio_pooled"] = (
-                        pla["masks"] * pooled["reference_f32"]
-                        / ((cen["masks"] + 1) * pooled["salvo_f32"]))
+                inv = r["speeds"]
+                if "reference_f32" in inv:
+                    row[f"{s}/{q}/time_ratio_invocation"] = (
+                        pla["masks"] * inv["reference_f32"]
+                        / ((cen["masks"] + 1) * inv["salvo_f32"]))
         row["half_correlation"] = r["converged"]["half_correlation"]
         row["n_half"] = r["converged"]["n_half"]
         row["plain_truth_vs_centered_truth"] = r["plain_truth_vs_centered_truth"]
@@ -500,14 +511,14 @@ def summarise(photos: list[dict], quick: bool) -> tuple[dict, str]:
             if ratios:
                 agg[f"{s}/{q}/ratio_median"] = float(np.median(ratios))
                 agg[f"{s}/{q}/ratio_worst"] = float(np.min(ratios))
-            for suffix in ("", "_pooled"):
+            for suffix in ("", "_default"):
                 tr = [row[f"{s}/{q}/time_ratio{suffix}"] for row in rows
                       if f"{s}/{q}/time_ratio{suffix}" in row]
                 if tr:
                     agg[f"{s}/{q}/time_ratio{suffix}_median"] = float(np.median(tr))
                     agg[f"{s}/{q}/time_ratio{suffix}_worst"] = float(np.min(tr))
     coffee = next((r for r in photos if r["photo"] == "coffee"), None)
-    summary = {"rows": rows, "aggregate": agg, "pooled_seconds_per_mask": pooled,
+    summary = {"rows": rows, "aggregate": agg, "seconds_per_mask": sp,
                "coffee_reference_10000": coffee.get("reference_10000") if coffee else None,
                "photos": [r["photo"] for r in photos]}
     return summary, markdown(summary, photos, quick)
@@ -522,30 +533,37 @@ def _n(v: float, measured: bool = True) -> str:
 def markdown(summary: dict, photos: list[dict], quick: bool) -> str:
     lines: list[str] = []
     a = lines.append
+    sp = summary["seconds_per_mask"]
     a(f"# RISE map quality per inference{' (quick)' if quick else ''}")
     a("")
     a(f"EfficientNet-Lite0 at {SIZE}x{SIZE}, f32, top-1 class of each photo, num_cells "
       f"{NUM_CELLS}, prob {PROB}. Quality = Pearson correlation with a converged map (two "
       "independent halves built with the centered estimator, correlating >= 0.99). "
       "Inferences = masks + 1 (the unmasked one); median over independent runs; `~` = "
-      "extrapolated from a fit 1/r^2 = a + b/n because the run ended below the threshold. "
-      "Plain RISE's correlation is the better of (vs the converged map, vs the converged map "
-      "plus mean(score) x E[m], plain RISE's own expectation).")
+      "extrapolated from 1/r^2 = a + b/n (a fixed by the converged map's own noise) because "
+      "the run ended below the threshold. Plain RISE's correlation is the better of (vs the "
+      "converged map, vs the converged map plus mean(score) x E[m], plain RISE's own "
+      "expectation).")
     a("")
-    a("Time to quality: inferences needed x seconds per mask measured in the same invocation "
-      "as the photo (`pooled speeds`: the median of all invocations' measurements instead) "
-      "(salvo: one Explainer call, f32, default engine and estimator, one target; the "
-      "reference openvino-xai 1.1.0 compiled f32: plain RISE masks needed x its measured "
-      "seconds per mask). `defaults`: both at the device default precision (bf16 here), "
-      "masks needed as measured in f32.")
+    a("Time to quality = inferences needed x measured seconds per mask: salvo = centered "
+      "inferences x salvo's (one Explainer call, default engine and estimator, one target); "
+      "the reference (openvino-xai 1.1.0) = plain-RISE masks needed x the reference's measured "
+      "seconds per mask. f32 for both (the reference's model recompiled with the f32 hint); "
+      "`defaults` = both at the device default precision (bf16 here), masks needed as measured "
+      f"in f32. Seconds per mask from {sp.get('source')}: salvo f32 "
+      f"{sp['salvo_f32'] * 1e3:.2f} ms, salvo default {sp['salvo_default'] * 1e3:.2f} ms"
+      + (f", reference f32 {sp['reference_f32'] * 1e3:.2f} ms, reference default "
+         f"{sp['reference_default'] * 1e3:.2f} ms" if "reference_f32" in sp else "")
+      + (f" (load {sp['load_before']} -> {sp['load_after']})" if "load_before" in sp else "")
+      + ".")
     for s in SCORES:
         a("")
         a(f"## Scores = {s}")
         a("")
-        a("| photo (class) | halves r | inf. to 0.9 plain | centered | ratio | "
-          "inf. to 0.95 plain | centered | ratio | time to 0.95 ref | salvo | ref/salvo | "
-          "ref/salvo (defaults) | ref/salvo (pooled speeds) |")
-        a("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        a("| photo (class) | halves r | inf. to 0.9: plain | centered | ratio | "
+          "inf. to 0.95: plain | centered | ratio | time to 0.95: reference | salvo | "
+          "ref/salvo | ref/salvo (defaults) |")
+        a("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for row in summary["rows"]:
             cells = [f"{row['photo']} ({row['class']} {row['label']})",
                      f"{row['half_correlation'][s]:.3f}"]
@@ -555,29 +573,30 @@ def markdown(summary: dict, photos: list[dict], quick: bool) -> str:
                           f"{row[f'{s}/{q}/ratio']:.1f}x"]
             q = 0.95
             if f"{s}/{q}/reference_s" in row:
-                cells += [f"{row[f'{s}/{q}/reference_s']:.1f} s",
+                cells += [f"{row[f'{s}/{q}/reference_s']:,.1f} s",
                           f"{row[f'{s}/{q}/salvo_s']:.2f} s",
                           f"{row[f'{s}/{q}/time_ratio']:.0f}x",
-                          f"{row[f'{s}/{q}/time_ratio_default']:.0f}x",
-                          f"{row[f'{s}/{q}/time_ratio_pooled']:.0f}x"]
+                          f"{row[f'{s}/{q}/time_ratio_default']:.0f}x"]
             else:
-                cells += ["", f"{row[f'{s}/{q}/salvo_s']:.2f} s", "", "", ""]
+                cells += ["", f"{row[f'{s}/{q}/salvo_s']:.2f} s", "", ""]
             a("| " + " | ".join(cells) + " |")
         agg = summary["aggregate"]
         for q in QUALITIES:
             key = f"{s}/{q}"
             if f"{key}/ratio_median" in agg:
                 a("")
-                a(f"To {q}: inference ratio plain/centered median "
-                  f"{agg[f'{key}/ratio_median']:.1f}x, worst {agg[f'{key}/ratio_worst']:.1f}x"
-                  + (f"; time ratio reference/salvo median {agg[f'{key}/time_ratio_median']:.0f}x,"
-                     f" worst {agg[f'{key}/time_ratio_worst']:.0f}x (pooled speeds: median "
-                     f"{agg[f'{key}/time_ratio_pooled_median']:.0f}x, worst "
-                     f"{agg[f'{key}/time_ratio_pooled_worst']:.0f}x)"
-                     if f"{key}/time_ratio_median" in agg else "") + ".")
+                text = (f"To {q}: inferences plain/centered median "
+                        f"{agg[f'{key}/ratio_median']:.1f}x, worst {agg[f'{key}/ratio_worst']:.1f}x")
+                if f"{key}/time_ratio_median" in agg:
+                    text += (f"; time reference/salvo (f32) median "
+                             f"{agg[f'{key}/time_ratio_median']:.0f}x, worst "
+                             f"{agg[f'{key}/time_ratio_worst']:.0f}x; at the defaults median "
+                             f"{agg[f'{key}/time_ratio_default_median']:.0f}x, worst "
+                             f"{agg[f'{key}/time_ratio_default_worst']:.0f}x")
+                a(text + ".")
     a("")
-    a("Converged maps: masks per half, halves' correlation (logits / softmax), correlation "
-      "between the centered and the plain estimator's expected maps (logits / softmax):")
+    a("Converged maps: masks per half, halves' correlation, and the correlation between the "
+      "centered and the plain estimator's expected maps (logits / softmax):")
     a("")
     a("| photo | masks per half | halves r | plain-vs-centered expectation r |")
     a("|---|---:|---:|---:|")
@@ -593,15 +612,6 @@ def markdown(summary: dict, photos: list[dict], quick: bool) -> str:
           f"{cr['reference_10000']:.3f} with the converged map; salvo's with 1000 masks "
           f"(default estimator) {cr['salvo_1000_median']:.3f} (median of seeds 0-4, min "
           f"{cr['salvo_1000_min']:.3f}).")
-    sp = [p["speeds"] for p in photos]
-    if sp:
-        a("")
-        a("Seconds per mask measured (per invocation): " + "; ".join(
-            f"salvo f32 {d['salvo_f32'] * 1e3:.2f} ms, salvo default {d['salvo_default'] * 1e3:.2f}"
-            f" ms" + (f", reference f32 {d['reference_f32'] * 1e3:.2f} ms, reference default "
-                      f"{d['reference_default'] * 1e3:.2f} ms" if "reference_f32" in d else "")
-            + f" (load {d['load_before']})" for d in {json.dumps(d, sort_keys=True): d
-                                                     for d in sp}.values()))
     return "\n".join(lines) + "\n"
 
 
@@ -656,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=1080,
                         help="stop starting new photos after this many seconds")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--speeds-only", type=int, default=0, metavar="ROUNDS",
+                        help="only measure seconds per mask (interleaved rounds) and rebuild "
+                             "the summary with them")
     args = parser.parse_args(argv)
     if args.runs is None:
         args.runs = 1 if args.quick else 2
@@ -676,7 +689,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         todo = args.photos
     log(f"photos to do: {todo}")
-    speeds = measure_speeds(xai, args.quick) if todo else {}
+    if args.speeds_only:
+        todo = []
+        speeds = measure_speeds(xai, args.quick, args.speeds_only)
+        name = "rise_quality_speeds_quick.json" if args.quick else "rise_quality_speeds.json"
+        (RESULTS / name).write_text(json.dumps(speeds, indent=1))
+    else:
+        speeds = measure_speeds(xai, args.quick) if todo else {}
     runner = Runner()
     last = None
     for i, photo in enumerate(todo):
