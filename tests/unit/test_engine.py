@@ -254,3 +254,17 @@ def test_consumer_can_stop_the_run_early(items, batch_size, num_requests):
     assert submitted <= last + batch_size * num_requests
     (out,) = engine.infer_items(items[:2])  # usable afterwards
     assert out.shape == (2, 3)
+
+
+def test_cpu_default_batch_is_chosen_from_the_measured_inference_time(monkeypatch):
+    # a tiny model takes far less than a millisecond: batched
+    engine = InferenceEngine(mean_model(), config=F32)
+    assert engine.batch_size == 8 and engine.input.shape[0] == 8
+    (out,) = engine.infer_items(np.ones((3, 3, 16, 16), np.float32))
+    np.testing.assert_allclose(out, 1.0)
+    # the same model when "one image takes long": one image per request
+    monkeypatch.setattr(InferenceEngine, "AUTO_BATCH_STEPS", ((0.0, 1),))
+    assert InferenceEngine(mean_model(), config=F32).batch_size == 1
+    # an explicit batch size is never second-guessed
+    monkeypatch.setattr(InferenceEngine, "AUTO_BATCH_STEPS", ((0.0, 8),))
+    assert InferenceEngine(mean_model(), batch_size=2, config=F32).batch_size == 2
