@@ -25,7 +25,13 @@ On EfficientNet-Lite0 at 224x224 and 128x128, the coffee photo, target 967 (espr
 
 Prints tables and writes JSON + Markdown. Timings are never asserted here.
 
-    python benchmarks/bench_blackbox.py [--quick] [--sizes 224 128]
+    python benchmarks/bench_blackbox.py [--quick] [--sizes 224 128] [--refresh-reference]
+    python benchmarks/bench_blackbox.py --paired 5   # interleaved A/B rounds (diagnostics)
+
+``--paired ROUNDS`` runs every variant (plain OpenVINO at two configurations, salvo with its
+defaults / another engine configuration / NumPy's BLAS on one thread / f32 / all targets, and
+the reference at both precisions) once per round, back to back, and reports ratios taken within
+a round: on a shared machine these are the most trustworthy numbers.
 """
 
 from __future__ import annotations
@@ -841,7 +847,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 128])
     parser.add_argument("--no-reference", action="store_true", help="skip the reference toolkit")
     parser.add_argument("--refresh-reference", action="store_true",
-                        help="re-measure the reference instead of using the cache")
+                        help="re-measure the reference's timings and memory (not its maps)")
+    parser.add_argument("--refresh-reference-maps", action="store_true",
+                        help="re-compute the reference's maps for the agreement table")
     parser.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
                         help="instead: interleaved diagnostic rounds (results/blackbox_paired.*)")
     parser.add_argument("--out", type=Path, default=None,
@@ -885,7 +893,7 @@ def main(argv: list[str] | None = None) -> int:
         out_path.with_suffix(".partial.json").write_text(json.dumps(results, default=str))
     print(f"agreement (load {loadavg()})", file=sys.stderr)
     results["agreement"] = agreement(xai, 1000 if args.quick else 5000, cache,
-                                     args.refresh_reference)
+                                     args.refresh_reference_maps)
     results["load_end"] = loadavg()
     results["total_s"] = time.perf_counter() - t_start
     md = tables(results)

@@ -30,6 +30,10 @@ Resumable: each photo's results go to ``benchmarks/results/rise_quality_photos/<
 the summary (JSON, Markdown, PNG of the curves) is rebuilt from all photos done so far.
 
     python benchmarks/bench_rise_quality.py [--quick] [--photos coffee chelsea ...]
+    python benchmarks/bench_rise_quality.py --speeds-only 3   # re-time, rebuild the summary
+
+Time ratios in the summary use ``results/rise_quality_speeds.json`` when present (salvo and the
+reference timed in interleaved rounds by ``--speeds-only``), else the per-invocation timings.
 """
 
 from __future__ import annotations
