@@ -144,7 +144,7 @@ py::tuple rise_grid(uint64_t seed, int64_t mask_index, int num_cells, float prob
 }
 
 void accumulate_weighted(py::array_t<float, py::array::c_style> weighted, const farray& scores,
-                         const farray& masks, int num_threads) {
+                         const farray& masks, int num_threads, py::object mask_sum_obj) {
     check_threads(num_threads);
     if (weighted.ndim() != 2)
         throw std::invalid_argument("weighted must be 2-D (T, P), got shape " +
@@ -158,11 +158,23 @@ void accumulate_weighted(py::array_t<float, py::array::c_style> weighted, const 
                                     ", scores " + shape_str(scores) + ", masks " +
                                     shape_str(masks) + " (expected (T, P), (K, T), (K, P))");
     if (!weighted.writeable()) throw std::invalid_argument("weighted must be writable");
+    double* ms = nullptr;
+    py::array_t<double, py::array::c_style> mask_sum;
+    if (!mask_sum_obj.is_none()) {
+        if (!py::isinstance<py::array_t<double, py::array::c_style>>(mask_sum_obj))
+            throw std::invalid_argument("mask_sum must be a C-contiguous float64 array");
+        mask_sum = mask_sum_obj.cast<py::array_t<double, py::array::c_style>>();
+        if (mask_sum.ndim() != 1 || mask_sum.shape(0) != p)
+            throw std::invalid_argument("mask_sum must have shape (" + std::to_string(p) +
+                                        ",), got " + shape_str(mask_sum));
+        if (!mask_sum.writeable()) throw std::invalid_argument("mask_sum must be writable");
+        ms = mask_sum.mutable_data();
+    }
     float* w = weighted.mutable_data();
     const float* s = scores.data();
     const float* m = masks.data();
     py::gil_scoped_release release;
-    salvo::accumulate_weighted(w, s, m, t, k, p, num_threads);
+    salvo::accumulate_weighted(w, s, m, t, k, p, num_threads, ms);
 }
 
 // Exercises parallel_for's error path: task `fail_at` throws; the error must reach Python.
@@ -203,8 +215,9 @@ PYBIND11_MODULE(_native, m) {
     m.def("rise_hash", &salvo::rise_hash, py::arg("seed"), py::arg("mask_index"), py::arg("draw"),
           "The counter-based 64-bit hash behind every RISE draw.");
     m.def("accumulate_weighted", &accumulate_weighted, py::arg("weighted"), py::arg("scores"),
-          py::arg("masks"), py::arg("num_threads") = 1,
-          "weighted (T, P) += scores (K, T)^T @ masks (K, P), in place (float32).");
+          py::arg("masks"), py::arg("num_threads") = 1, py::arg("mask_sum") = py::none(),
+          "weighted (T, P) += scores (K, T)^T @ masks (K, P), in place (float32); with "
+          "mask_sum (P,) float64, also mask_sum += masks summed over K, in the same pass.");
     m.def("_parallel_selftest", &parallel_selftest, py::arg("n"), py::arg("fail_at"),
           py::arg("num_threads"),
           "Test hook: run n tasks, task fail_at throws; returns how many tasks succeeded.");

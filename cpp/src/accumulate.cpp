@@ -34,11 +34,20 @@ void axpy_block(float* dst, const float* src, int64_t stride, const float* coef,
     }
 }
 
+// sum[0..n) += src[j * stride + 0..n) for j = 0..k-1, in that order, in double precision.
+SALVO_TARGET_CLONES
+void column_sum_block(double* sum, const float* src, int64_t stride, int64_t k, int64_t n) {
+    for (int64_t j = 0; j < k; ++j) {
+        const float* s = src + j * stride;
+        for (int64_t x = 0; x < n; ++x) sum[x] += static_cast<double>(s[x]);
+    }
+}
+
 }  // namespace
 
 void accumulate_weighted(float* weighted, const float* scores, const float* masks, int64_t t,
-                         int64_t k, int64_t p, int num_threads) {
-    if (t <= 0 || k <= 0 || p <= 0) return;
+                         int64_t k, int64_t p, int num_threads, double* mask_sum) {
+    if (k <= 0 || p <= 0 || (t <= 0 && mask_sum == nullptr)) return;
     // scores is (K, T) row-major; gather each target's K coefficients contiguously
     std::vector<float> coef(static_cast<size_t>(t * k));
     for (int64_t j = 0; j < k; ++j)
@@ -49,6 +58,7 @@ void accumulate_weighted(float* weighted, const float* scores, const float* mask
         const int64_t n = std::min(kBlock, p - x0);
         for (int64_t i = 0; i < t; ++i)
             axpy_block(weighted + i * p + x0, masks + x0, p, &coef[i * k], k, n);
+        if (mask_sum != nullptr) column_sum_block(mask_sum + x0, masks + x0, p, k, n);
     });
 }
 

@@ -1,9 +1,9 @@
 """The inference engine: the one place in salvo that runs OpenVINO inference.
 
 A model is compiled once per device, reshaped to a batch size when it allows it, and fed through
-an :class:`openvino.AsyncInferQueue` with several requests in flight. A *producer* writes each
-batch straight into the idle request's input tensor memory; a *consumer* receives each finished
-batch's outputs, in submission order, with the range of items it held. At most ``num_requests``
+a ring of asynchronous infer requests, several in flight. A *producer* writes each batch straight
+into the free request's input tensor memory; a *consumer* receives each finished batch's outputs,
+in submission order, with the range of items it held. At most ``num_requests``
 batches exist at once, so memory does not depend on the number of items.
 """
 
@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,7 +322,7 @@ class InferenceEngine:
             "compiled for %s in %.2fs: batch %d, %d requests, %s",
             self.device_name, self.compile_seconds, self.batch_size, self.num_requests, props,
         )
-        self._queue: ov.AsyncInferQueue | None = None
+        self._requests: list[ov.InferRequest] | None = None
 
     # ------------------------------------------------------------------ setup
     #: Auto batch on CPU: (seconds of one single-image inference on one stream at least, batch).
@@ -400,11 +401,12 @@ class InferenceEngine:
             return model, 1
 
     @property
-    def queue(self) -> ov.AsyncInferQueue:
-        """The engine's request queue (created on first use)."""
-        if self._queue is None:
-            self._queue = ov.AsyncInferQueue(self.compiled, self.num_requests)
-        return self._queue
+    def requests(self) -> list[ov.InferRequest]:
+        """The engine's ``num_requests`` infer requests (created on first use)."""
+        if self._requests is None:
+            self._requests = [self.compiled.create_infer_request()
+                              for _ in range(self.num_requests)]
+        return self._requests
 
     # ------------------------------------------------------------------ running
     def run(
@@ -450,117 +452,85 @@ class InferenceEngine:
             raise ValueError(f"num_items must be >= 0, got {num_items}")
         if num_items == 0:
             return 0
-        queue = self.queue
-        cond = threading.Condition()
-        done: dict[int, tuple[int, int, OVDict]] = {}
-        errors: list[BaseException] = []
-        state = {"in_flight": 0}
-
-        def on_done(request: ov.InferRequest, userdata: tuple[int, int, int]) -> None:
-            batch_index, start, stop = userdata
-            try:
-                n = stop - start
-                outputs = OVDict(
-                    {port: np.array(request.get_output_tensor(i).data[:n], copy=True)
-                     for i, port in enumerate(self.compiled.outputs)}
-                )
-            except BaseException as exc:  # reaches the caller from the main thread
-                outputs = None
-                errors.append(exc)
-            with cond:
-                if outputs is not None:
-                    done[batch_index] = (start, stop, outputs)
-                state["in_flight"] -= 1
-                cond.notify_all()
-
-        queue.set_callback(on_done)
-        num_batches = -(-num_items // self.batch_size)
-        next_deliver = 0
-        stopped = False
+        # A ring of requests, no Python completion callback (as AsyncInferQueue.set_callback
+        # would need): such a callback takes the GIL on OpenVINO's own thread, so a stream
+        # stalls whenever the host is running Python. Instead the host waits on the oldest
+        # request (GIL released), consumes it, refills that same request and starts it again,
+        # while the others stay queued on the device. Delivery is in submission order by
+        # construction, and a request is never refilled before its outputs were delivered.
+        requests = self.requests
+        ports = list(self.compiled.outputs)
+        batch = self.batch_size
+        num_batches = -(-num_items // batch)
+        pending: deque[tuple[int, int, int]] = deque()  # (request id, start, stop), oldest first
         submitted = 0
-
-        def deliver_ready() -> None:
-            nonlocal next_deliver, stopped
-            while not stopped:
-                with cond:
-                    item = done.pop(next_deliver, None)
-                if item is None:
-                    return
-                start, stop, outputs = item
-                stopped = bool(consume(start, stop, outputs))
-                next_deliver += 1
-                if progress is not None:
-                    progress(stop - start)
-
-        def wait_until(predicate: Callable[[], bool]) -> None:
-            deadline = time.monotonic() + self.timeout
-            with cond:
-                while not predicate():
-                    if errors:
-                        return
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise EngineTimeoutError(
-                            f"an infer request on {self.device_name!r} did not complete within "
-                            f"{self.timeout:g} s (set timeout= to wait longer)"
-                        )
-                    # short waits keep Ctrl-C responsive
-                    cond.wait(min(remaining, 0.1))
-
         try:
             for b in range(num_batches):
-                # a request may be reused once its results are delivered: in flight plus
-                # finished-but-undelivered batches never exceed num_requests
-                while True:
-                    deliver_ready()
-                    if stopped:
-                        break
-                    wait_until(
-                        lambda: state["in_flight"] + len(done) < self.num_requests
-                        or next_deliver in done
-                    )
-                    if errors:
-                        raise errors[0]
-                    if next_deliver not in done:
-                        break
-                if stopped:
+                if len(pending) >= self.num_requests and self._deliver(pending, ports, consume,
+                                                                       progress):
                     break
-                start = b * self.batch_size
-                stop = min(num_items, start + self.batch_size)
-                request_id = queue.get_idle_request_id()
-                tensor = queue[request_id].get_input_tensor(0)
-                fill(tensor.data, start, stop)
-                with cond:
-                    state["in_flight"] += 1
-                try:
-                    queue.start_async(userdata=(b, start, stop))
-                except BaseException:
-                    with cond:
-                        state["in_flight"] -= 1
-                    raise
+                start = b * batch
+                stop = min(num_items, start + batch)
+                request_id = b % len(requests)  # free: delivered, or never started
+                request = requests[request_id]
+                fill(request.get_input_tensor(0).data, start, stop)
+                request.start_async()
+                pending.append((request_id, start, stop))
                 submitted = stop
-            while next_deliver < num_batches and not stopped:
-                wait_until(lambda: next_deliver in done or state["in_flight"] == 0)
-                if errors:
-                    raise errors[0]
-                if next_deliver not in done:
-                    raise RuntimeError(f"batch {next_deliver} finished without outputs")
-                deliver_ready()
-            if stopped:
-                self._drain(cond, state)
+            else:
+                while pending:
+                    if self._deliver(pending, ports, consume, progress):
+                        break
+            if pending:  # the consumer stopped the run: let the rest finish, drop it
+                self._drain(pending)
             return submitted
         except BaseException:
-            self._drain(cond, state)
+            self._drain(pending)
             raise
 
-    def _drain(self, cond: threading.Condition, state: dict[str, int]) -> None:
-        """After a failure or Ctrl-C: let requests in flight finish (bounded), drop results."""
+    def _wait(self, request_id: int) -> None:
+        """Wait for one request (GIL released), in short slices so Ctrl-C stays responsive."""
+        request = self.requests[request_id]
+        deadline = time.monotonic() + self.timeout
+        while not request.wait_for(100):
+            if time.monotonic() >= deadline:
+                raise EngineTimeoutError(
+                    f"an infer request on {self.device_name!r} did not complete within "
+                    f"{self.timeout:g} s (set timeout= to wait longer)"
+                )
+
+    def _deliver(self, pending: deque[tuple[int, int, int]], ports: list[Any],
+                 consume: ConsumeFn, progress: Callable[[int], None] | None) -> bool:
+        """Wait for the oldest request, hand its outputs to ``consume``; True if it stops."""
+        request_id, start, stop = pending[0]
+        self._wait(request_id)
+        pending.popleft()
+        request = self.requests[request_id]
+        n = stop - start
+        outputs = OVDict(
+            {port: np.array(request.get_output_tensor(i).data[:n], copy=True)
+             for i, port in enumerate(ports)}
+        )
+        stopped = bool(consume(start, stop, outputs))
+        if progress is not None:
+            progress(n)
+        return stopped
+
+    def _drain(self, pending: deque[tuple[int, int, int]]) -> None:
+        """After a stop, a failure or Ctrl-C: let requests in flight finish (bounded), drop
+        their results."""
         deadline = time.monotonic() + min(self.timeout, 10.0)
-        with cond:
-            while state["in_flight"] > 0 and time.monotonic() < deadline:
-                cond.wait(0.05)
-        if state["in_flight"] > 0:
-            logger.warning("%d infer requests still running after a stop", state["in_flight"])
+        while pending:
+            request = self.requests[pending[0][0]]
+            try:
+                while not request.wait_for(50):
+                    if time.monotonic() >= deadline:
+                        logger.warning("%d infer requests still running after a stop",
+                                       len(pending))
+                        return
+            except Exception as exc:  # a failed request: its error is not the one to report
+                logger.debug("dropping a failed request after a stop: %s", exc)
+            pending.popleft()
 
     def infer_items(self, items: np.ndarray, *, progress: Callable[[int], None] | None = None
                     ) -> list[np.ndarray]:

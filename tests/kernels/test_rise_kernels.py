@@ -136,6 +136,31 @@ def test_native_accumulate_matches_reference(t, k, p, num_threads):
         accumulate_weighted(weighted, scores[:, :1] if t > 1 else scores.T, masks)
 
 
+@pytest.mark.parametrize("k, p", [(32, 50176), (7, 2049), (1, 33)])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_native_accumulate_mask_sum_matches_reference(k, p, num_threads):
+    from salvo.kernels import accumulate_weighted
+
+    rng = np.random.default_rng(k + p)
+    masks = rng.random((k, p)).astype(np.float32)
+    scores = rng.standard_normal((k, 2)).astype(np.float32)
+    weighted = np.zeros((2, p), np.float32)
+    start = rng.random(p)
+    mask_sum = start.copy()
+    accumulate_weighted(weighted, scores, masks, num_threads, mask_sum=mask_sum)
+    # the slow, obvious reference: add mask after mask in float64
+    expected = start.copy()
+    for m in masks:
+        expected = expected + m.astype(np.float64)
+    np.testing.assert_array_equal(mask_sum, expected)
+    np.testing.assert_allclose(weighted, scores.T.astype(np.float64) @ masks, rtol=1e-5,
+                               atol=1e-4)
+    with pytest.raises(ValueError, match="mask_sum must be a C-contiguous float64"):
+        accumulate_weighted(weighted, scores, masks, mask_sum=mask_sum.astype(np.float32))
+    with pytest.raises(ValueError, match=r"mask_sum must have shape \(%d,\)" % p):
+        accumulate_weighted(weighted, scores, masks, mask_sum=np.zeros(p + 1))
+
+
 @pytest.mark.parametrize("num_targets", [3, 40])
 def test_accumulator_paths_equal_direct_sum_across_chunk_boundaries(num_targets):
     from salvo.methods.blackbox.rise import chunk_size

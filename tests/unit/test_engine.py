@@ -116,28 +116,26 @@ def test_keyboard_interrupt_stops_cleanly(items):
     assert out.shape == (3, 3)
 
 
-class _StuckQueue:
-    """A queue whose requests never complete (a hung device)."""
+class _StuckRequest:
+    """An infer request that never completes (a hung device)."""
 
     def __init__(self, real):
         self.real = real
 
-    def set_callback(self, cb):
+    def get_input_tensor(self, i):
+        return self.real.get_input_tensor(i)
+
+    def start_async(self):
         pass
 
-    def get_idle_request_id(self):
-        return 0
-
-    def __getitem__(self, i):
-        return self.real[i]
-
-    def start_async(self, userdata=None):
-        pass
+    def wait_for(self, milliseconds):
+        threading.Event().wait(milliseconds / 1000)
+        return False
 
 
 def test_a_request_that_never_completes_times_out(items):
     engine = InferenceEngine(mean_model(), batch_size=4, num_requests=2, timeout=0.3, config=F32)
-    engine._queue = _StuckQueue(engine.queue)
+    engine._requests = [_StuckRequest(r) for r in engine.requests]
     with pytest.raises(EngineTimeoutError, match="did not complete within 0.3 s"):
         engine.run(len(items), lambda o, s, e: None, lambda *a: None)
 
@@ -268,3 +266,24 @@ def test_cpu_default_batch_is_chosen_from_the_measured_inference_time(monkeypatc
     # an explicit batch size is never second-guessed
     monkeypatch.setattr(InferenceEngine, "AUTO_BATCH_STEPS", ((0.0, 8),))
     assert InferenceEngine(mean_model(), batch_size=2, config=F32).batch_size == 2
+
+
+@pytest.mark.parametrize("num_requests", [1, 2, 5])
+def test_a_batch_is_filled_only_once_an_older_one_was_delivered(items, num_requests):
+    # memory bound: batches filled but not yet delivered never exceed num_requests
+    engine = InferenceEngine(mean_model(), batch_size=2, num_requests=num_requests, config=F32)
+    filled, delivered, worst = [0], [0], [0]
+
+    def fill(out, start, stop):
+        out[: stop - start] = items[start:stop]
+        filled[0] += 1
+        worst[0] = max(worst[0], filled[0] - delivered[0])
+
+    def consume(start, stop, outputs):
+        delivered[0] += 1
+        np.testing.assert_allclose(next(iter(outputs.values())),
+                                   items[start:stop].mean(axis=(2, 3)), rtol=1e-6)
+
+    engine.run(len(items), fill, consume)
+    assert delivered[0] == filled[0] == -(-len(items) // 2)
+    assert worst[0] == min(num_requests, filled[0])

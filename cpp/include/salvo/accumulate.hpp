@@ -10,7 +10,9 @@
 
 namespace salvo {
 
+// mask_sum (optional, may be null): mask_sum[p] += sum_k masks[k, p] in double precision, in
+// the same pass over each block of masks (mask k added in order k = 0, 1, ...).
 void accumulate_weighted(float* weighted, const float* scores, const float* masks, int64_t t,
-                         int64_t k, int64_t p, int num_threads);
+                         int64_t k, int64_t p, int num_threads, double* mask_sum = nullptr);
 
 }  // namespace salvo

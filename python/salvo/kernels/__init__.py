@@ -69,14 +69,20 @@ __all__ += ["rise_masks"]
 
 
 def accumulate_weighted(
-    weighted: np.ndarray, scores: np.ndarray, masks: np.ndarray, num_threads: int = 1
+    weighted: np.ndarray,
+    scores: np.ndarray,
+    masks: np.ndarray,
+    num_threads: int = 1,
+    mask_sum: np.ndarray | None = None,
 ) -> None:
     """``weighted (T, P) += scores (K, T)^T @ masks (K, P)`` in place (C++, GIL released).
 
     ``weighted`` must be a writable C-contiguous float32 array; ``scores`` and ``masks`` are
-    converted to C-contiguous float32 if needed.
+    converted to C-contiguous float32 if needed. With ``mask_sum`` (a writable C-contiguous
+    float64 ``(P,)`` array), the masks' column sums are added to it in the same pass, in
+    float64, mask after mask.
     """
-    _native.accumulate_weighted(weighted, scores, masks, num_threads)
+    _native.accumulate_weighted(weighted, scores, masks, num_threads, mask_sum)
 
 
 __all__ += ["accumulate_weighted"]

@@ -192,6 +192,8 @@ class Accumulator:
         self.chunk = chunk_size(num_targets)
         self._masks = np.empty((self.chunk, num_pixels), np.float32)
         self._scores = np.empty((self.chunk, num_targets), np.float32)
+        self._no_targets = np.empty((0, num_pixels), np.float32)  # mask sum alone (BLAS path)
+        self._no_scores = np.empty((self.chunk, 0), np.float32)
         self._pending = 0
 
     def add(self, masks: np.ndarray, scores: np.ndarray) -> bool:
@@ -252,10 +254,12 @@ class Accumulator:
         m = self._masks[:k]
         s = self._scores[:k]
         if self.chunk == CHUNK:
-            accumulate_weighted(self.weighted, s, m, 1)
+            # one pass over the chunk: the weighted sums and the mask sum together
+            accumulate_weighted(self.weighted, s, m, 1, mask_sum=self.mask_sum)
         else:
             sgemm_accumulate_single_thread(self.weighted, s, m)
-        self.mask_sum += m.sum(axis=0, dtype=np.float64)
+            accumulate_weighted(self._no_targets, self._no_scores[:k], m, 1,
+                                mask_sum=self.mask_sum)
         self.score_sum += s.sum(axis=0, dtype=np.float64)
         self.count += k
         self._pending = 0
