@@ -61,6 +61,9 @@ sys.path.insert(0, str(HERE))
 
 import salvo
 from _common import (
+    PlainQueue as _PlainQueue,
+)
+from _common import (
     current_rss_mb,
     inference_bound,
     lite0_at,
@@ -68,7 +71,6 @@ from _common import (
     reset_peak_rss,
 )
 from _reference import load_reference, reference_available
-from salvo.inference import get_core
 from salvo.methods.blackbox.rise import RISE, resolve_params
 from salvo.zoo import efficientnet_lite0_preprocess, sample_image
 
@@ -98,41 +100,14 @@ def loadavg() -> str:
 
 
 # ----------------------------------------------------------------------------- plain OpenVINO
-class PlainQueue:
-    """A compiled model plus an ``AsyncInferQueue`` over ready-made inputs (kept alive, so it
-    can be re-measured next to each timed run without recompiling)."""
+class PlainQueue(_PlainQueue):
+    """Plain OpenVINO on Lite0 at ``size``, ``batch`` x ``requests``, kept alive so it can be
+    re-measured next to each timed run without recompiling."""
 
     def __init__(self, size: int, batch: int, requests: int, precision: str | None) -> None:
-        model = lite0_at(size, batch)
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT"}
-        if precision:
-            config["INFERENCE_PRECISION_HINT"] = precision
-        self.compiled = get_core().compile_model(model, "CPU", config)
-        self.queue = ov.AsyncInferQueue(self.compiled, requests)
-        self.batch, self.requests = batch, requests
-        x = (np.random.default_rng(0).random((batch, 3, size, size)) * 2 - 1).astype(np.float32)
-        for i in range(requests):
-            self.queue[i].get_input_tensor(0).data[:] = x
-        self.measure(0.2)  # warm-up
-
-    def measure_items(self, n: int) -> float:
-        """Images per second over ``n`` images, every request kept busy (``start_async`` waits for
-        an idle request, so the queue never drains until the end)."""
-        done, t0 = 0, time.perf_counter()
-        while done < n:
-            self.queue.start_async()
-            done += self.batch
-        self.queue.wait_all()
-        return done / (time.perf_counter() - t0)
-
-    def measure(self, seconds: float) -> float:
-        """Images per second over at least ``seconds``, every request kept busy."""
-        done, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            self.queue.start_async()
-            done += self.batch
-        self.queue.wait_all()
-        return done / (time.perf_counter() - t0)
+        x = (np.random.default_rng(0).random((1, 3, size, size)) * 2 - 1).astype(np.float32)
+        super().__init__(lite0_at(size), x, "CPU", batch=batch, requests=requests,
+                         precision=precision)
 
 
 class Probe:

@@ -81,7 +81,7 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def _rate(step: Callable[[], int], seconds: float) -> float:
+def items_per_second(step: Callable[[], int], seconds: float) -> float:
     """Call ``step()`` (returns items done) for at least ``seconds``; items per second."""
     done, t0 = 0, time.perf_counter()
     while True:
@@ -108,6 +108,49 @@ def _batched(model: Any, batch: int) -> Any:
     return clone
 
 
+class PlainQueue:
+    """Plain OpenVINO at its best: ``model`` compiled with the THROUGHPUT hint at ``batch``, an
+    ``AsyncInferQueue`` of ``requests`` over ready-made inputs ``x`` (repeated to the batch), kept
+    alive so it can be re-measured next to other timed work without recompiling.
+    ``requests=None``: the device's optimal number."""
+
+    def __init__(self, model: Any, x: np.ndarray, device: str = "CPU", *, batch: int = 1,
+                 requests: int | None = None, precision: str | None = None) -> None:
+        import openvino as ov
+
+        from salvo.inference import get_core
+
+        self.compiled = get_core().compile_model(_batched(model, batch), device,
+                                                 _config("THROUGHPUT", precision))
+        if requests is None:
+            requests = max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self.batch, self.requests = batch, int(requests)
+        self.queue = ov.AsyncInferQueue(self.compiled, self.requests)
+        data = np.repeat(np.asarray(x)[:1], batch, axis=0)
+        for i in range(self.requests):
+            self.queue[i].get_input_tensor(0).data[:] = data
+        self.measure_items(2 * self.requests * batch)  # warm-up
+
+    def measure_items(self, n: int) -> float:
+        """Images per second over ``n`` images. ``start_async`` waits for an idle request, so
+        every request stays busy until the end (a start-N-then-wait-all loop leaves gaps)."""
+        done, t0 = 0, time.perf_counter()
+        while done < n:
+            self.queue.start_async()
+            done += self.batch
+        self.queue.wait_all()
+        return done / (time.perf_counter() - t0)
+
+    def measure(self, seconds: float) -> float:
+        """Images per second over at least ``seconds``, every request kept busy."""
+        done, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            self.queue.start_async()
+            done += self.batch
+        self.queue.wait_all()
+        return done / (time.perf_counter() - t0)
+
+
 def measure_inference(model: Any, x: np.ndarray, device: str, precision: str | None, *,
                       seconds: float, repeats: int, batches: Sequence[int],
                       verbose: bool = True) -> dict[str, Any]:
@@ -120,7 +163,6 @@ def measure_inference(model: Any, x: np.ndarray, device: str, precision: str | N
     times (median). ``engine``: salvo's :class:`~salvo.inference.InferenceEngine` at its
     defaults.
     """
-    import openvino as ov
 
     from salvo.inference import InferenceEngine, get_core
 
@@ -136,30 +178,14 @@ def measure_inference(model: Any, x: np.ndarray, device: str, precision: str | N
         request.infer({0: x})
         return 1
 
-    sync = statistics.median(_rate(sync_step, seconds) for _ in range(repeats))
+    sync = statistics.median(items_per_second(sync_step, seconds) for _ in range(repeats))
     if verbose:
         print(f"  {device}: sync {sync:8.1f} img/s", file=sys.stderr)
 
     def bound_one(batch: int, requests: int | None) -> tuple[float, int]:
-        comp = core.compile_model(_batched(model, batch), device,
-                                  _config("THROUGHPUT", precision))
-        if requests is None:
-            requests = max(1, int(comp.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        queue = ov.AsyncInferQueue(comp, requests)
-        data = np.repeat(x, batch, axis=0)
-        for i in range(requests):
-            queue[i].get_input_tensor(0).data[:] = data
-
-        for _ in range(2 * requests):  # warm-up
-            queue.start_async()
-        queue.wait_all()
-        # start_async waits for an idle request, so the queue stays full until the end
-        done, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            queue.start_async()
-            done += batch
-        queue.wait_all()
-        return done / (time.perf_counter() - t0), requests
+        plain = PlainQueue(model, x, device, batch=batch, requests=requests,
+                           precision=precision)
+        return plain.measure(seconds), plain.requests
 
     sweep: list[dict[str, Any]] = []
     for batch in batches:
@@ -196,7 +222,7 @@ def measure_inference(model: Any, x: np.ndarray, device: str, precision: str | N
         return engine.run(items, fill, lambda s, e, o: None)
 
     engine_step()
-    engine_ips = statistics.median(_rate(engine_step, seconds) for _ in range(repeats))
+    engine_ips = statistics.median(items_per_second(engine_step, seconds) for _ in range(repeats))
     if verbose:
         print(f"  {device}: bound {bound:8.1f} img/s (batch {best['batch']}, "
               f"{best['requests']} requests); engine {engine_ips:8.1f} img/s", file=sys.stderr)
