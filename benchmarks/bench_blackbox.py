@@ -829,7 +829,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead: interleaved diagnostic rounds (results/blackbox_paired.*)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON output (default results/blackbox[_quick].json; .md beside it)")
+    parser.add_argument("--aise", action="store_true",
+                        help="instead: AISE / D-RISE rows vs the reference (bench_aise_rows.py)")
     args = parser.parse_args(argv)
+    if args.aise:
+        import bench_aise_rows
+
+        return bench_aise_rows.main(["--quick"] * args.quick + ["--no-reference"] * args.no_reference
+                                    + ([] if args.out is None else ["--out", str(args.out)]))
     out_path = args.out or RESULTS / ("blackbox_quick.json" if args.quick else "blackbox.json")
 
     t_start = time.perf_counter()
