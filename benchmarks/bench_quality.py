@@ -5,11 +5,15 @@ Part 1 — quality. EfficientNet-Lite0 on every photo of ``salvo.zoo.SAMPLE_IMAG
 its three classes); for every classification method that works at run time (ActivationMap,
 ReciproCAM, RISE at each preset and with ``tolerance``, AISE when it lands — else a "pending"
 row): pointing game (planted regions; hand-drawn boxes of ``benchmarks/boxes.json`` on the
-photos), insertion AUC, deletion AUC, ADCC, model inferences and wall time per explanation.
-Outputs a Markdown table, JSON and a PNG grid of overlays (rows methods, columns images).
+photos), insertion AUC, deletion AUC, ADCC, model inferences and wall time per explanation,
+next to the time plain OpenVINO takes for as many inferences at that moment (the machine is
+shared). Where the reference toolkit (openvino-xai 1.1.0) is installed, its RISE and AISE at the
+same presets are rows of the same table, scored by the same ``salvo.metrics`` on the same
+images (with --quick, on one photo and the planted classes only). Outputs a Markdown table,
+JSON and a PNG grid of overlays (rows methods, columns images).
 
 Part 2 — speed of the insertion/deletion metric on 100 maps (224 x 224, 30 steps: 6,200
-perturbed images): salvo's batched evaluation against
+perturbed images; 15 steps with --quick): salvo's batched evaluation against
 
 - the **inference bound**: plain OpenVINO, an ``AsyncInferQueue`` loop over ready-made inputs
   at the same batch x requests x precision as salvo's metric engine (and the best of a small
@@ -46,14 +50,14 @@ from typing import Any
 import cv2
 import numpy as np
 import openvino as ov
-import openvino.opset13 as ops
 
+from _reference import load_reference, reference_available
 from salvo import build_info
 from salvo.common import ExplainMode, Method, Task
 from salvo.explainer.explainer import Explainer
 from salvo.inference import get_core
 from salvo.metrics import ADCC, InsertionDeletionAUC, PointingGame
-from salvo.planted import planted_cnn, planted_image
+from salvo.planted import batchable, planted_cnn, planted_image
 from salvo.zoo import (
     SAMPLE_IMAGES,
     efficientnet_lite0,
@@ -64,8 +68,12 @@ from salvo.zoo import (
 
 HERE = Path(__file__).resolve().parent
 F32 = "f32"
-STEPS = 30
+STEPS = 30  # insertion/deletion steps (quality part; speed part without --quick)
+QUICK_SPEED_STEPS = 15  # speed part with --quick: 3,200 perturbed images per 100 maps
 QUICK_PHOTOS = ("coffee", "astronaut")
+#: With --quick the reference (one synchronous inference per mask) explains this many photos.
+QUICK_REFERENCE_PHOTOS = 1
+REFERENCE_NAME = "openvino-xai 1.1.0"
 
 
 # ------------------------------------------------------------------------------ model glue
@@ -89,20 +97,6 @@ def logits(outputs: Any) -> np.ndarray:
 
 def hwc_to_nchw(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1)[None])
-
-
-def batchable_planted(pm: Any) -> ov.Model:
-    """The planted CNN flattens with a hard-coded batch of 1; let it take any batch."""
-    model = pm.model.clone()
-    for op in model.get_ops():
-        if op.get_friendly_name() == "head/flatten":
-            channels = op.get_output_partial_shape(0)[1].get_length()
-            new = ops.reshape(op.input_value(0), ops.constant(np.array([-1, channels], np.int64)),
-                              False)
-            for target in list(op.output(0).get_target_inputs()):
-                target.replace_source_output(new.output(0))
-    model.validate_nodes_and_infer_types()
-    return model
 
 
 # ------------------------------------------------------------------------------ the cases
@@ -163,7 +157,7 @@ def photo_group(names: list[str]) -> tuple[Group, list[dict]]:
 def planted_group() -> Group:
     pm = planted_cnn(size=112)
     raw = np.ascontiguousarray(planted_image(pm, "random", seed=7)[0].transpose(1, 2, 0))
-    group = Group("planted CNN", batchable_planted(pm), hwc_to_nchw, logits, None)
+    group = Group("planted CNN", batchable(pm), hwc_to_nchw, logits, None)
     for k, (y0, y1, x0, x1) in enumerate(pm.regions):
         group.images.append(Image(f"planted c{k}", raw, k, f"class {k}",
                                   [[x0, y0, x1 - x0 - 1, y1 - y0 - 1]]))
@@ -176,68 +170,175 @@ class MethodSpec:
     mode: ExplainMode
     method: Method
     kwargs: dict[str, Any]
+    toolkit: str = "salvo"  # or "reference" (openvino-xai 1.1.0)
 
 
 def method_specs(quick: bool) -> list[MethodSpec]:
+    """Every classification method; the reference's RISE and AISE right after salvo's row at
+    the same preset (its budget: num_masks and num_cells, or iterations and kernel widths)."""
     wb, bb = ExplainMode.WHITEBOX, ExplainMode.BLACKBOX
+    presets = ("speed",) if quick else ("speed", "balance", "quality")
+
+    def with_reference(method: Method, preset: str) -> list[MethodSpec]:
+        return [MethodSpec(f"{method.name} {preset}", bb, method, {"preset": preset}),
+                MethodSpec(f"{method.name} {preset}", bb, method, {"preset": preset},
+                           "reference")]
+
     specs = [
         MethodSpec("ActivationMap", wb, Method.ACTIVATIONMAP, {}),
         MethodSpec("ReciproCAM", wb, Method.RECIPROCAM, {}),
-        MethodSpec("RISE speed", bb, Method.RISE, {"preset": "speed"}),
     ]
-    if not quick:
-        specs += [
-            MethodSpec("RISE balance", bb, Method.RISE, {"preset": "balance"}),
-            MethodSpec("RISE quality", bb, Method.RISE, {"preset": "quality"}),
-        ]
+    for preset in presets:
+        specs += with_reference(Method.RISE, preset)
     specs.append(MethodSpec("RISE balance, tolerance 0.02", bb, Method.RISE,
                             {"preset": "balance", "tolerance": 0.02}))
-    for preset in (("speed",) if quick else ("speed", "balance", "quality")):
-        specs.append(MethodSpec(f"AISE {preset}", bb, Method.AISE, {"preset": preset}))
+    for preset in presets:
+        specs += with_reference(Method.AISE, preset)
     return specs
 
 
 # ------------------------------------------------------------------------------ quality
 
 
-def make_explainer(group: Group, spec: MethodSpec) -> Explainer:
-    extra: dict[str, Any] = {"precision": F32}
-    postprocess = group.postprocess
-    if spec.mode == ExplainMode.BLACKBOX:
-        extra["progress"] = False
-    return Explainer(group.model, Task.CLASSIFICATION, preprocess_fn=group.preprocess,
-                     postprocess_fn=postprocess, explain_mode=spec.mode,
-                     explain_method=spec.method, **extra)
+class SalvoRunner:
+    """A salvo Explainer for one method: explains one image, reports its inferences."""
 
+    toolkit = "salvo"
 
-def run_method(group: Group, spec: MethodSpec, metric: InsertionDeletionAUC,
-               log: Any) -> dict[str, Any]:
-    """Explain every image of the group with one method, then score the maps."""
-    row: dict[str, Any] = {"group": group.name, "method": spec.name, "kwargs": spec.kwargs}
-    try:
-        t0 = time.perf_counter()
-        explainer = make_explainer(group, spec)
-        row["setup_seconds"] = time.perf_counter() - t0
-        # warm-up, kept apart: one call with a tiny budget
+    def __init__(self, group: Group, spec: MethodSpec) -> None:
+        extra: dict[str, Any] = {"precision": F32}
+        if spec.mode == ExplainMode.BLACKBOX:
+            extra["progress"] = False
+        self.explainer = Explainer(group.model, Task.CLASSIFICATION,
+                                   preprocess_fn=group.preprocess,
+                                   postprocess_fn=group.postprocess, explain_mode=spec.mode,
+                                   explain_method=spec.method, **extra)
+        self.kwargs = dict(spec.kwargs)  # what every call (and ADCC's re-explanation) gets
+
+    def warm_up(self, spec: MethodSpec, img: Image) -> None:
         warm = dict(spec.kwargs)
         if spec.method == Method.RISE:
             warm.update(num_masks=64, tolerance=None)
-        explainer(group.images[0].raw, targets=[group.images[0].target], colormap=False, **warm)
+        self.explainer(img.raw, targets=[img.target], colormap=False, **warm)
+
+    def explain(self, img: Image, label_names: list[str] | None) -> tuple[Any, np.ndarray, int]:
+        explanation = self.explainer(img.raw, targets=[img.target], colormap=False,
+                                     label_names=label_names, **self.kwargs)
+        key, smap = next(iter(explanation.saliency_map.items()))
+        return key, smap, int(explanation.num_inferences)
+
+    def reexplained_inferences(self, adcc: ADCC) -> int:
+        return adcc.explainer_inferences  # the Explanations report them
+
+
+class ReferenceRunner:
+    """The reference toolkit's Explainer (openvino-xai 1.1.0), black-box, for one method.
+
+    Built as a user would (its own compile: the device's default latency hint), then its model
+    recompiled with the f32 precision hint only, so both toolkits infer at the same precision
+    (as ``bench_blackbox.py`` does). Its explanations do not report inferences: every call of
+    its ``model_forward`` is counted instead.
+    """
+
+    toolkit = "reference"
+
+    def __init__(self, xai: Any, group: Group, spec: MethodSpec) -> None:
+        from openvino_xai.methods.black_box.base import Preset as RefPreset
+
+        method = {Method.RISE: xai.Method.RISE, Method.AISE: xai.Method.AISE}[spec.method]
+        self.explainer = xai.Explainer(
+            model=group.model, task=xai.Task.CLASSIFICATION, preprocess_fn=group.preprocess,
+            postprocess_fn=group.postprocess, explain_mode=xai.explainer.ExplainMode.BLACKBOX,
+            explain_method=method)
+        impl = self.explainer.method
+        impl._model_compiled = get_core().compile_model(impl._model, "CPU",
+                                                        {"INFERENCE_PRECISION_HINT": F32})
+        self.count = 0
+        forward = impl.model_forward
+
+        def counted(x: np.ndarray, preprocess: bool = True) -> Any:
+            self.count += 1
+            return forward(x, preprocess)
+
+        impl.model_forward = counted
+        self.kwargs = {k: RefPreset(v) if k == "preset" else v for k, v in spec.kwargs.items()}
+        self._mark = 0
+
+    def warm_up(self, spec: MethodSpec, img: Image) -> None:
+        tiny = ({"num_masks": 8} if spec.method == Method.RISE
+                else {"num_iterations_per_kernel": 4, "kernel_widths": [0.1]})
+        self.explainer(img.raw, targets=[img.target], colormap=False, **tiny)
+
+    def explain(self, img: Image, label_names: list[str] | None) -> tuple[Any, np.ndarray, int]:
+        before = self.count
+        explanation = self.explainer(img.raw, targets=[img.target], colormap=False,
+                                     label_names=label_names, **self.kwargs)
+        key, smap = next(iter(explanation.saliency_map.items()))
+        self._mark = self.count
+        return key, smap, self.count - before
+
+    def reexplained_inferences(self, adcc: ADCC) -> int:
+        """Inferences of the re-explanation(s) since the last ``mark()``."""
+        return self.count - self._mark
+
+    def mark(self) -> None:
+        self._mark = self.count
+
+
+def bound_sample(bound: BoundLoop, seconds: float = 0.25) -> tuple[float, float]:
+    """Plain OpenVINO over about ``seconds``, now: (images/s, process CPU seconds per image)."""
+    c0 = time.process_time()
+    ips = bound.seconds(seconds)
+    cpu = time.process_time() - c0
+    return ips, cpu / (ips * seconds)
+
+
+def run_method(group: Group, spec: MethodSpec, ctx: dict[str, Any], log: Any
+               ) -> dict[str, Any]:
+    """Explain the group's images with one method (salvo's or the reference's), score the maps.
+
+    ``ctx`` holds the group's insertion/deletion metric (``metric``), its ADCC metric
+    (``adcc``, made on the first call and reused: one compiled model per group), the plain
+    OpenVINO loop that measures the inference bound (``bound``), the reference toolkit
+    (``xai``, None when not installed) and the images the reference explains
+    (``reference_images``).
+    """
+    row: dict[str, Any] = {"group": group.name, "method": spec.name, "toolkit": spec.toolkit,
+                           "kwargs": spec.kwargs}
+    images = group.images if spec.toolkit == "salvo" else ctx["reference_images"]
+    if spec.toolkit == "reference" and ctx["xai"] is None:
+        row["status"] = "reference not installed (pip install --no-deps openvino-xai==1.1.0)"
+        log(f"  {spec.name:34s} {row['status']}")
+        return row
+    try:
+        t0 = time.perf_counter()
+        runner: Any = (SalvoRunner(group, spec) if spec.toolkit == "salvo"
+                       else ReferenceRunner(ctx["xai"], group, spec))
+        row["setup_seconds"] = time.perf_counter() - t0
+        runner.warm_up(spec, images[0])  # kept apart from the timed calls
     except Exception as exc:  # noqa: BLE001 (a method not available yet is a pending row)
         row["status"] = f"pending: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-        log(f"  {spec.name:32s} {row['status']}")
+        log(f"  {spec.name:34s} {row['status']}")
         return row
     row["status"] = "ok"
+    blackbox = spec.mode == ExplainMode.BLACKBOX
+    # the bound is sampled right before and right after every black-box explanation
+    before = bound_sample(ctx["bound"]) if blackbox else None
     per_image = []
     maps, classes = [], []
-    for img in group.images:
-        t0 = time.perf_counter()
-        explanation = explainer(img.raw, targets=[img.target], colormap=False,
-                                label_names=group.label_names, **spec.kwargs)
-        seconds = time.perf_counter() - t0
-        key, smap = next(iter(explanation.saliency_map.items()))
+    for img in images:
+        t0, c0 = time.perf_counter(), time.process_time()
+        key, smap, inferences = runner.explain(img, group.label_names)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         entry = {"image": img.name, "target": img.target, "label": img.label,
-                 "key": key, "seconds": seconds, "inferences": explanation.num_inferences}
+                 "key": str(key), "seconds": seconds, "cpu_seconds": cpu,
+                 "inferences": inferences}
+        if blackbox:
+            after = bound_sample(ctx["bound"])
+            entry["bound_ips"] = (before[0] + after[0]) / 2
+            entry["bound_seconds"] = inferences / entry["bound_ips"]
+            entry["bound_cpu_seconds"] = inferences * (before[1] + after[1]) / 2
+            before = after
         if img.boxes is not None:
             entry["pointing_game"] = PointingGame()(smap, img.boxes)["pointing_game"]
         maps.append(smap)
@@ -245,20 +346,25 @@ def run_method(group: Group, spec: MethodSpec, metric: InsertionDeletionAUC,
         per_image.append(entry)
     # insertion / deletion: all maps of the method in one batched run
     t0 = time.perf_counter()
-    curves = metric.evaluate_maps(maps, classes, [img.raw for img in group.images], STEPS)
+    curves = ctx["metric"].evaluate_maps(maps, classes, [img.raw for img in images], STEPS)
     row["auc_seconds"] = time.perf_counter() - t0
     for entry, ins, dele, cls in zip(per_image, curves.insertion, curves.deletion,
                                      curves.class_indices, strict=True):
         entry.update(insertion=float(ins), deletion=float(dele), scored_class=int(cls))
     # ADCC: the same explainer re-explains each masked image, with the same settings
-    adcc = ADCC(group.model, group.preprocess, group.postprocess, explainer, precision=F32,
-                **spec.kwargs)
+    if ctx.get("adcc") is None:
+        ctx["adcc"] = ADCC(group.model, group.preprocess, group.postprocess, runner.explainer,
+                           precision=F32)
+    adcc = ctx["adcc"]
+    adcc.explainer, adcc.black_box_kwargs = runner.explainer, runner.kwargs
     t0 = time.perf_counter()
-    for entry, smap, img, cls in zip(per_image, maps, group.images, curves.class_indices,
+    for entry, smap, img, cls in zip(per_image, maps, images, curves.class_indices,
                                      strict=True):
+        if isinstance(runner, ReferenceRunner):
+            runner.mark()
         entry.update({f"adcc_{k}" if k != "adcc" else k: v
                       for k, v in adcc(smap, int(cls), img.raw).items()})
-        entry["adcc_inferences"] = adcc.num_inferences + adcc.explainer_inferences
+        entry["adcc_inferences"] = adcc.num_inferences + runner.reexplained_inferences(adcc)
     row["adcc_seconds"] = time.perf_counter() - t0
     row["images"] = per_image
     row["maps"] = maps
@@ -268,14 +374,21 @@ def run_method(group: Group, spec: MethodSpec, metric: InsertionDeletionAUC,
         return float(np.mean(values)) if values else None
 
     row.update(
+        num_images=len(per_image),
         pointing_game=mean("pointing_game"),
         pointing_game_n=sum("pointing_game" in e for e in per_image),
         insertion=mean("insertion"), deletion=mean("deletion"), adcc=mean("adcc"),
         inferences=mean("inferences"), seconds=mean("seconds"),
+        bound_seconds=mean("bound_seconds"), cpu_seconds=mean("cpu_seconds"),
+        bound_cpu_seconds=mean("bound_cpu_seconds"),
     )
-    log(f"  {spec.name:32s} PG {_f(row['pointing_game'])}  ins {_f(row['insertion'])}  "
+    bound_note = ("" if row["bound_seconds"] is None
+                  else f" (bound {row['bound_seconds']:.2f} s; CPU {row['cpu_seconds']:.2f} s, "
+                       f"bound {row['bound_cpu_seconds']:.2f} s)")
+    log(f"  {spec.name:34s} PG {_f(row['pointing_game'])}  ins {_f(row['insertion'])}  "
         f"del {_f(row['deletion'])}  ADCC {_f(row['adcc'])}  "
-        f"{row['inferences']:.0f} inf  {row['seconds']:.2f} s")
+        f"{row['inferences']:.0f} inf  {row['seconds']:.2f} s{bound_note}; "
+        f"ins/del {row['auc_seconds']:.1f} s, ADCC {row['adcc_seconds']:.1f} s")
     return row
 
 
@@ -375,20 +488,21 @@ def _bracketed(bound: BoundLoop, work: Any, images: int) -> dict[str, float]:
 
 def bench_speed(group: Group, quick: bool, log: Any) -> dict[str, Any]:
     num_maps = 100
+    steps = QUICK_SPEED_STEPS if quick else STEPS
     photos = group.images
     maps = smooth_maps(num_maps, 224, seed=0)
     images = [photos[m % len(photos)].raw for m in range(num_maps)]
     classes = [photos[m % len(photos)].target for m in range(num_maps)]
-    per_map = 2 * (STEPS + 1)
+    per_map = 2 * (steps + 1)
     items = num_maps * per_map
     metric = InsertionDeletionAUC(group.model, preprocess, softmax, precision=F32)
     engine = metric.engine
     log(f"  salvo metric engine: batch {engine.batch_size}, {engine.num_requests} requests, "
         f"{engine.config}")
-    metric.evaluate_maps(maps[:2], classes[:2], images[:2], STEPS)  # warm-up
+    metric.evaluate_maps(maps[:2], classes[:2], images[:2], steps)  # warm-up
     bound = BoundLoop(engine.model, engine.config, engine.num_requests)
     out: dict[str, Any] = {
-        "maps": num_maps, "steps": STEPS, "images": items,
+        "maps": num_maps, "steps": steps, "images": items,
         "engine": {"batch_size": engine.batch_size, "num_requests": engine.num_requests,
                    "config": {k: str(v) for k, v in engine.config.items()}},
     }
@@ -399,7 +513,7 @@ def bench_speed(group: Group, quick: bool, log: Any) -> dict[str, Any]:
 
     def run_all() -> None:
         cpu0 = time.thread_time()
-        holder["res"] = metric.evaluate_maps(maps, classes, images, STEPS)
+        holder["res"] = metric.evaluate_maps(maps, classes, images, steps)
         host_ms.append(1000 * (time.thread_time() - cpu0) / items)
 
     for r in range(1 if quick else 3):
@@ -409,13 +523,13 @@ def bench_speed(group: Group, quick: bool, log: Any) -> dict[str, Any]:
             f"img/s (ratio {w['ratio']:.3f}); CPU per image bound {w['bound_cpu_ms']:.2f} ms, "
             f"salvo {w['cpu_ms']:.2f} ms (host thread {host_ms[-1]:.3f} ms)")
     results = holder["res"]
-    # 2. finer interleaving: chunks of 5 maps, each bracketed
-    chunk = 5
+    # 2. finer interleaving: chunks of maps, each bracketed (--quick: 4 chunks of 10 maps)
+    chunk, chunked_maps = (10, 40) if quick else (5, num_maps)
     chunks = []
-    for c in range(0, num_maps, chunk):
+    for c in range(0, chunked_maps, chunk):
         sl = slice(c, c + chunk)
         chunks.append(_bracketed(
-            bound, lambda sl=sl: metric.evaluate_maps(maps[sl], classes[sl], images[sl], STEPS),
+            bound, lambda sl=sl: metric.evaluate_maps(maps[sl], classes[sl], images[sl], steps),
             chunk * per_map))
     ratios = [c["ratio"] for c in chunks]
     cpu_ratios = [c["cpu_ratio"] for c in chunks + whole]
@@ -450,13 +564,13 @@ def bench_speed(group: Group, quick: bool, log: Any) -> dict[str, Any]:
     out["bound_sweep"] = sweep
     out["best_config_vs_engine_config"] = max([1.0] + [s["vs_engine_config"] for s in sweep])
     # 4. the reference's loop style: f32, latency hint (its default hint), on a subset
-    n_ref = 6 if quick else 20
+    n_ref = 3 if quick else 20
     compiled = get_core().compile_model(group.model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
                                                              "INFERENCE_PRECISION_HINT": F32})
     reference_loop(compiled, maps[0], classes[0], images[0], 2)  # warm-up
     ref: list[dict[str, float]] = []
     ref_m = _bracketed(bound, lambda: ref.extend(
-        reference_loop(compiled, maps[m], classes[m], images[m], STEPS) for m in range(n_ref)),
+        reference_loop(compiled, maps[m], classes[m], images[m], steps) for m in range(n_ref)),
         n_ref * per_map)
     diff = max(max(abs(ref[m]["insertion"] - results.insertion[m]),
                    abs(ref[m]["deletion"] - results.deletion[m])) for m in range(n_ref))
@@ -473,6 +587,17 @@ def bench_speed(group: Group, quick: bool, log: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ outputs
 
 
+def _cpu(r: dict) -> str:
+    """Process CPU seconds of an explanation, and the bound's for as many inferences."""
+    if r.get("bound_cpu_seconds") is None:
+        return _f(r.get("cpu_seconds"))
+    return f"{r['cpu_seconds']:.2f} ({r['bound_cpu_seconds']:.2f})"
+
+
+def _toolkit(r: dict) -> str:
+    return "salvo" if r["toolkit"] == "salvo" else f"**reference** ({REFERENCE_NAME})"
+
+
 def markdown(rows: list[dict], speed: dict | None, meta: dict) -> str:
     lines = [f"# Quality benchmark{' (--quick)' if meta['quick'] else ''}", ""]
     lines += [(f"Run {meta['date']} on {meta['machine']}; salvo {meta['salvo']}, OpenVINO "
@@ -480,32 +605,58 @@ def markdown(rows: list[dict], speed: dict | None, meta: dict) -> str:
               f"{meta['wall_seconds']:.0f} s in all. Load average of the machine (other jobs "
               f"share it): {meta['load_start']} at the start, {meta['load_end']} at the end, "
               "so absolute times are noisy; ratios are measured side by side."), ""]
-    lines += [("Means over the images of each model. PG: pointing game (planted regions; "
-              "hand-drawn boxes of `benchmarks/boxes.json` on the photos, over the photos whose "
-              "top-1 class the boxes were drawn for; `n` maps scored; chance level = box area, "
-              "see below). Ins/Del: insertion/deletion AUC (probabilities on the photos, logits "
-              "= region mean intensities on the planted model). ADCC with the same explainer "
-              "and settings. Inferences and seconds: per explanation (one class), after a "
-              "warm-up call, excluding compilation."), ""]
-    lines += [("| model | method | PG (n) | Ins ↑ | Del ↓ | Ins − Del | ADCC ↑ "
-               "| inferences | s / explanation |"), "|---|---|---|---|---|---|---|---|---|"]
+    lines += [("Means over the images of each row (`images`). PG: pointing game (planted "
+              "regions; hand-drawn boxes of `benchmarks/boxes.json` on the photos, over the "
+              "photos whose top-1 class the boxes were drawn for; `n` maps scored; chance level "
+              "= box area, see below). Ins/Del: insertion/deletion AUC (probabilities on the "
+              "photos, logits = region mean intensities on the planted model). ADCC "
+              "re-explains each masked image with the same explainer and settings (the "
+              "reference's rows with the reference's explainer). All maps are the explainers' "
+              "default uint8 maps, scored by `salvo.metrics` for both toolkits. Inferences and "
+              "seconds: per explanation (one class), after a warm-up call, excluding "
+              "compilation. Bound s: what plain OpenVINO (`AsyncInferQueue`, batch 1, 4 "
+              "requests, throughput hint, f32) takes for the same number of inferences, "
+              "measured right before and right after each black-box explanation: the machine is "
+              "shared, and this is how fast it ran inference at that moment. CPU s: the "
+              "process's CPU time per explanation (all threads), and in brackets the bound's "
+              "CPU time for as many inferences; it moves much less with the load of other jobs "
+              "than wall-clock time does."), ""]
+    lines += [(f"**Reference rows** ({REFERENCE_NAME}, imported through "
+               "`benchmarks/_reference.py`): same preset, hence the same budget (RISE: "
+               "num_masks and num_cells; AISE: iterations per kernel and kernel widths), as the "
+               "salvo row above them; its model is compiled as the toolkit does it (latency "
+               "hint) plus the f32 precision hint, and it runs one synchronous inference per "
+               "mask or perturbation (its tqdm bar disabled); its inferences are counted at its "
+               "`model_forward`. There is no reference row for RISE with `tolerance` (the "
+               "reference has no such option). "
+               + (f"With --quick the reference explains only the photo(s) "
+                  f"{meta['reference_images']} (and every planted class) to keep the run "
+                  "short: compare it with salvo's per-image rows below."
+                  if meta["quick"] else "It explains the same images as salvo.")), ""]
+    lines += [("| model | toolkit | method | images | PG (n) | Ins ↑ | Del ↓ | Ins − Del "
+               "| ADCC ↑ | inferences | s / explanation | bound s | CPU s (bound) |"),
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["status"] != "ok":
-            lines.append(f"| {r['group']} | {r['method']} | {r['status']} | | | | | | |")
+            lines.append(f"| {r['group']} | {_toolkit(r)} | {r['method']} | | {r['status']} "
+                         "| | | | | | | | |")
             continue
         lines.append(
-            f"| {r['group']} | {r['method']} | {_f(r['pointing_game'], 2)} "
-            f"({r['pointing_game_n']}) | {_f(r['insertion'])} | {_f(r['deletion'])} | "
-            f"{_f(r['insertion'] - r['deletion'])} | {_f(r['adcc'])} | "
-            f"{r['inferences']:.0f} | {r['seconds']:.3f} |")
-    lines += ["", "## Per image", "", ("| model | method | image | class | PG | Ins | Del | ADCC "
-              "| inferences | s |"), "|---|---|---|---|---|---|---|---|---|---|"]
+            f"| {r['group']} | {_toolkit(r)} | {r['method']} | {r['num_images']} | "
+            f"{_f(r['pointing_game'], 2)} ({r['pointing_game_n']}) | {_f(r['insertion'])} | "
+            f"{_f(r['deletion'])} | {_f(r['insertion'] - r['deletion'])} | {_f(r['adcc'])} | "
+            f"{r['inferences']:.0f} | {r['seconds']:.3f} | {_f(r['bound_seconds'])} | "
+            f"{_cpu(r)} |")
+    lines += ["", "## Per image", "", ("| model | toolkit | method | image | class | PG | Ins "
+              "| Del | ADCC | inferences | s | bound s | CPU s (bound) |"),
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for e in r.get("images", []):
             lines.append(
-                f"| {r['group']} | {r['method']} | {e['image']} | {e['label'][:24]} | "
-                f"{_f(e.get('pointing_game'), 0)} | {_f(e['insertion'])} | {_f(e['deletion'])} "
-                f"| {_f(e['adcc'])} | {e['inferences']} | {e['seconds']:.3f} |")
+                f"| {r['group']} | {_toolkit(r)} | {r['method']} | {e['image']} | "
+                f"{e['label'][:24]} | {_f(e.get('pointing_game'), 0)} | {_f(e['insertion'])} | "
+                f"{_f(e['deletion'])} | {_f(e['adcc'])} | {e['inferences']} | "
+                f"{e['seconds']:.3f} | {_f(e.get('bound_seconds'))} | {_cpu(e)} |")
     lines += ["", "Pointing-game chance level (share of the image the boxes cover): "
               + ", ".join(f"{k} {v:.2f}" for k, v in meta["box_area"].items()), ""]
     if meta["skipped"]:
@@ -518,12 +669,13 @@ def markdown(rows: list[dict], speed: dict | None, meta: dict) -> str:
         s = speed
         bound_time = s["images"] / s["bound_ips_median"]
         lines += [
-            "## Insertion/deletion speed (100 maps, 6,200 perturbed 224 x 224 images)", "",
-            "Every row is measured next to the inference bound (plain OpenVINO "
-            "`AsyncInferQueue` over ready-made inputs, at the metric engine's setting: batch "
-            f"{s['engine']['batch_size']}, {s['engine']['num_requests']} requests, f32, "
-            "throughput hint), half of an equal number of bound images right before and half "
-            "right after, so the load of other jobs on this shared machine hits both alike.",
+            (f"## Insertion/deletion speed ({s['maps']} maps, {s['steps']} steps: "
+             f"{s['images']:,} perturbed 224 x 224 images)"), "",
+            ("Every row is measured next to the inference bound (plain OpenVINO "
+             "`AsyncInferQueue` over ready-made inputs, at the metric engine's setting: batch "
+             f"{s['engine']['batch_size']}, {s['engine']['num_requests']} requests, f32, "
+             "throughput hint), half of an equal number of bound images right before and half "
+             "right after, so the load of other jobs on this shared machine hits both alike."),
             "",
             "| path | × bound (wall clock) | × bound (CPU per image) | notes |",
             "|---|---|---|---|",
@@ -565,9 +717,9 @@ def grid_png(rows: list[dict], groups: list[Group], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ok = [r for r in rows if r["status"] == "ok"]
-    methods = list(dict.fromkeys(r["method"] for r in ok))
+    methods = list(dict.fromkeys(_label(r) for r in ok))
     columns = [(g, img) for g in groups for img in g.images]
-    by = {(r["group"], r["method"]): r for r in ok}
+    by = {(r["group"], _label(r)): r for r in ok}
     fig, axes = plt.subplots(len(methods) + 1, len(columns),
                              figsize=(1.9 * len(columns), 2.0 * (len(methods) + 1)),
                              squeeze=False)
@@ -580,10 +732,14 @@ def grid_png(rows: list[dict], groups: list[Group], path: Path) -> None:
         for r, method in enumerate(methods, start=1):
             ax = axes[r][c]
             row = by.get((g.name, method))
-            if row is None:
+            names = [] if row is None else [e["image"] for e in row["images"]]
+            if img.name not in names:  # not run (the reference on fewer photos with --quick)
                 ax.axis("off")
+                if c == 0:
+                    ax.text(0.5, 0.5, method, fontsize=7, ha="center", va="center",
+                            transform=ax.transAxes)
                 continue
-            i = [e["image"] for e in row["images"]].index(img.name)
+            i = names.index(img.name)
             smap = np.asarray(row["maps"][i], np.float32)
             span = float(smap.max() - smap.min()) or 1.0
             grey = np.uint8(np.rint(255 * (smap - smap.min()) / span))
@@ -604,6 +760,10 @@ def grid_png(rows: list[dict], groups: list[Group], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=72)
     plt.close(fig)
+
+
+def _label(row: dict) -> str:
+    return row["method"] if row["toolkit"] == "salvo" else f"reference {row['method']}"
 
 
 def _picture(raw: np.ndarray) -> np.ndarray:
@@ -627,8 +787,11 @@ def _boxes(ax: Any, boxes: list[list[int]] | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help=f"photos {', '.join(QUICK_PHOTOS)}, RISE speed and tolerance "
-                             "only, shorter speed runs (under 5 minutes)")
+                        help=f"photos {', '.join(QUICK_PHOTOS)} (the reference on the first "
+                             f"{QUICK_REFERENCE_PHOTOS}), the speed presets and RISE with "
+                             "tolerance only, shorter speed runs (under 5 minutes)")
+    parser.add_argument("--no-reference", action="store_true",
+                        help=f"leave out the reference's rows ({REFERENCE_NAME})")
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     parser.add_argument("--skip-speed", action="store_true", help="quality part only")
     parser.add_argument("--skip-quality", action="store_true", help="speed part only")
@@ -646,17 +809,37 @@ def main(argv: list[str] | None = None) -> int:
     photos, skipped = photo_group(names)
     planted = planted_group()
     groups = [planted, photos]
+    xai = None
+    if not args.no_reference and not args.skip_quality and reference_available():
+        os.environ.setdefault("TQDM_DISABLE", "1")  # its per-mask progress bar, as salvo's
+        xai = load_reference()
+        logging.getLogger("openvino_xai").setLevel(logging.ERROR)
+    specs = [s for s in method_specs(args.quick)
+             if not (args.no_reference and s.toolkit == "reference")]
     rows: list[dict] = []
+    reference_images = {}
     for group in [] if args.skip_quality else groups:
         log(f"{group.name}: {[img.name for img in group.images]}")
-        metric = InsertionDeletionAUC(group.model, group.preprocess, group.postprocess,
-                                      precision=F32)
-        for spec in method_specs(args.quick):
-            rows.append(run_method(group, spec, metric, log))
+        ref_images = group.images
+        if args.quick and group is photos:
+            ref_images = group.images[:QUICK_REFERENCE_PHOTOS]
+        reference_images[group.name] = [img.name for img in ref_images]
+        ctx: dict[str, Any] = {
+            "metric": InsertionDeletionAUC(group.model, group.preprocess, group.postprocess,
+                                           precision=F32),
+            "adcc": None, "xai": xai, "reference_images": ref_images,
+            "bound": BoundLoop(group.model, {"PERFORMANCE_HINT": "THROUGHPUT",
+                                             "INFERENCE_PRECISION_HINT": F32}, 4),
+        }
+        for spec in specs:
+            rows.append(run_method(group, spec, ctx, log))
+        ctx.clear()  # release the group's compiled models
+        gc.collect()
     speed = None
     if not args.skip_speed:
         log("insertion/deletion speed, 100 maps")
         speed = bench_speed(photos, args.quick, log)
+        gc.collect()
 
     boxes = json.loads((HERE / "boxes.json").read_text())["photos"]
     box_area = {}
@@ -673,6 +856,8 @@ def main(argv: list[str] | None = None) -> int:
         "salvo": build_info().get("salvo", "?"),
         "openvino": ov.__version__.split("-")[0], "skipped": skipped, "box_area": box_area,
         "image_notes": [{"image": i.name, "note": i.note} for g in groups for i in g.images],
+        "reference_images": ", ".join(reference_images.get(photos.name, [])) or "none",
+        "reference": (REFERENCE_NAME if xai is not None else "not run"),
         "wall_seconds": time.perf_counter() - start,
         "load_start": load_start, "load_end": ", ".join(f"{v:.1f}" for v in os.getloadavg()),
     }

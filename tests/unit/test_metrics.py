@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import openvino as ov
@@ -472,6 +473,38 @@ def test_adcc_defined_results_and_bad_input(mean_model, image, caplog):
         wrong_size(rng.random((H, W)), 0, image)
     with pytest.raises(TypeError, match="explainer must be callable"):
         ADCC(mean_model, hwc_to_nchw, logits, None)
+
+
+class ForeignExplainer:
+    """Like another toolkit's explainer: its explanations do not report inferences."""
+
+    def __init__(self, smap):
+        self.smap = smap
+        self.calls = []
+
+    def __call__(self, data, **kwargs):
+        self.calls.append(kwargs)
+        return SimpleNamespace(saliency_map={kwargs["targets"]: self.smap})
+
+
+def test_adcc_can_swap_its_explainer_and_takes_foreign_explanations(mean_model, image):
+    """One ADCC (one compiled model) serves several explainers, as bench_quality.py uses it:
+    assigning ``explainer`` and ``black_box_kwargs`` changes what re-explains; an explanation
+    without ``num_inferences`` counts 0 explainer inferences."""
+    rng = np.random.default_rng(8)
+    smap = rng.random((H, W))
+    again = rng.random((H, W)) + smap
+    metric = ADCC(mean_model, hwc_to_nchw, logits, StubExplainer(again), precision=F32,
+                  num_masks=5)
+    first = metric(smap, 1, image)
+    assert metric.explainer_inferences == 3
+    foreign = ForeignExplainer(again)
+    metric.explainer, metric.black_box_kwargs = foreign, {"preset": "speed"}
+    second = metric(smap, 1, image)
+    assert second == pytest.approx(first, rel=1e-6)  # the same re-explained map
+    assert foreign.calls == [{"targets": 1, "colormap": False, "scaling": False,
+                              "preset": "speed"}]
+    assert metric.num_inferences == 2 and metric.explainer_inferences == 0
 
 
 # ============================================================ planted ground truth, real methods
