@@ -131,7 +131,7 @@ def check_device(device_name: str) -> str:
     return name
 
 
-def _is_cpu_only(device_name: str) -> bool:
+def is_cpu_only(device_name: str) -> bool:
     """Whether every physical device named in ``device_name`` is the CPU."""
     head, _, rest = device_name.partition(":")
     names = [d.split("(")[0].strip() for d in rest.split(",")] if head in _VIRTUAL_DEVICES else [head]
@@ -224,6 +224,10 @@ class InferenceEngine:
         Per-item input shape (without batch) for a model with dynamic spatial dimensions.
     timeout
         Seconds to wait for one infer request before raising :class:`EngineTimeoutError`.
+    batch_steps
+        The automatic batch rule on CPU, ``((seconds, batch), ...)`` in decreasing seconds: the
+        first step whose seconds the measured single-image time reaches gives the batch
+        (default :attr:`AUTO_BATCH_STEPS`, tuned for streams of many independent images).
     """
 
     DEFAULT_BATCH_SIZE = 8
@@ -242,6 +246,7 @@ class InferenceEngine:
         config: Mapping[str, Any] | None = None,
         input_shape: tuple[int, ...] | None = None,
         timeout: float = 120.0,
+        batch_steps: tuple[tuple[float, int], ...] | None = None,
     ) -> None:
         source = read_model(model)
         self.device_name = check_device(device_name)
@@ -251,7 +256,7 @@ class InferenceEngine:
                 f"model has {len(source.inputs)} inputs {names}; salvo explains models with one "
                 "image input (wrap the others as constants first)"
             )
-        cpu_only = _is_cpu_only(self.device_name)
+        cpu_only = is_cpu_only(self.device_name)
         auto_batch = batch_size is None and cpu_only
         if batch_size is None:
             batch_size = 1 if cpu_only else self.DEFAULT_BATCH_SIZE
@@ -301,7 +306,7 @@ class InferenceEngine:
                 f"compiling the model for device {self.device_name!r} with {props} failed: {exc}"
             ) from exc
         if auto_batch:
-            chosen = self._auto_batch()
+            chosen = self._auto_batch(batch_steps or self.AUTO_BATCH_STEPS)
             if chosen > 1:
                 model, chosen = self._reshaped(source, chosen, input_shape)
                 if chosen > 1:
@@ -326,14 +331,17 @@ class InferenceEngine:
 
     # ------------------------------------------------------------------ setup
     #: Auto batch on CPU: (seconds of one single-image inference on one stream at least, batch).
-    AUTO_BATCH_STEPS = ((3e-3, 1), (1e-3, 4), (0.0, 8))
+    AUTO_BATCH_STEPS = ((12e-3, 1), (1e-3, 4), (0.0, 8))
 
-    def _auto_batch(self) -> int:
+    def _auto_batch(self, steps: tuple[tuple[float, int], ...]) -> int:
         """Batch size for a CPU engine from the measured time of one single-image inference on
-        one stream: images that take a few milliseconds run best one per request (the streams
-        parallelise them); cheap ones need batches to amortise the per-request overhead.
-        Measured on EfficientNet-Lite0 (bf16): 224 px (~5 ms) batch 1 beat batch 8 by 2-3x,
-        128 px (~1.5 ms) batch 4-8 beat batch 1 by 1.2-1.4x."""
+        one stream: slow images run one per request (the streams parallelise them, and batches
+        gain nothing); cheaper ones need batches to amortise the host's per-request work.
+        Measured on a quiet 2-core machine, RISE one target, EfficientNet-Lite0 bf16 (time to
+        1000 masks over the best plain-OpenVINO time, median of 5 interleaved rounds): 224 px
+        (3.3 ms) batch 4: 1.13, batch 1: 1.13-1.34, batch 16: 1.35; 128 px (1.6 ms) batch 4:
+        1.00, batch 8: 1.01, batch 1: 1.29. Under heavy contention from other processes
+        batch 1 degrades least; pass ``batch_size`` there."""
         try:
             request = self.compiled.create_infer_request()
             request.get_input_tensor(0).data[:] = 0
@@ -346,7 +354,7 @@ class InferenceEngine:
         except Exception as exc:  # keep batch 1
             logger.debug("auto batch: timing failed (%s); batch 1", exc)
             return 1
-        for threshold, batch in self.AUTO_BATCH_STEPS:
+        for threshold, batch in steps:
             if best >= threshold:
                 logger.debug("auto batch: one image takes %.2f ms; batch %d", best * 1e3, batch)
                 return batch

@@ -287,3 +287,21 @@ def test_a_batch_is_filled_only_once_an_older_one_was_delivered(items, num_reque
     engine.run(len(items), fill, consume)
     assert delivered[0] == filled[0] == -(-len(items) // 2)
     assert worst[0] == min(num_requests, filled[0])
+
+
+def test_batch_steps_choose_the_automatic_cpu_batch():
+    # the first step whose seconds the measured single-image time reaches gives the batch
+    engine = InferenceEngine(mean_model(), batch_steps=((1e9, 1), (0.0, 5)), config=F32)
+    assert engine.batch_size == 5 and engine.input.shape[0] == 5
+    engine = InferenceEngine(mean_model(), batch_steps=((0.0, 3),), config=F32)
+    assert engine.batch_size == 3
+    engine = InferenceEngine(mean_model(), batch_size=2, batch_steps=((0.0, 3),), config=F32)
+    assert engine.batch_size == 2, "an explicit batch_size wins"
+
+
+def test_aise_batch_follows_the_model_cost_on_cpu():
+    from salvo.methods.blackbox.aise import CPU_BATCH_STEPS, AISEClassification
+
+    aise = AISEClassification(mean_model(), lambda o: o[0], precision="f32")
+    cheap = [b for t, b in CPU_BATCH_STEPS if t == 0.0][0]
+    assert aise.engine.batch_size == cheap  # a tiny model takes well under a millisecond

@@ -45,7 +45,7 @@ import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo.common import Preset
-from salvo.inference import InferenceEngine
+from salvo.inference import InferenceEngine, is_cpu_only
 from salvo.kernels import fill_masked
 from salvo.kernels.direct import BatchedDirect
 from salvo.kernels.gaussian import kde_accumulate, render_masks
@@ -82,12 +82,18 @@ __all__ = [
 
 #: Masks rendered per fill call at most (the engine's batch is usually smaller).
 _MASK_BUFFER = 64
-#: Engine batch size when the caller does not choose one. A DIRECT round is a few dozen
-#: images, and the device computes a round's last, partial batch in full; on this CPU (2
+#: Engine batch size when the caller does not choose one, off CPU. A DIRECT round is a few
+#: dozen images, and the device computes a round's last, partial batch in full; on this CPU (2
 #: cores, EfficientNet-Lite0, one target) batch 2 took 1.6 s / 3.6 s at SPEED / BALANCE
 #: against 2.0 s / 4.4 s at batch 4 and 2.6 s / 5.0 s at batch 8, while OpenVINO's own
 #: throughput hardly depends on the batch size there. Pass ``batch_size`` to override.
 DEFAULT_BATCH_SIZE = 2
+#: On CPU the engine picks 1 or 2 from the measured time of one image: a slow image gains
+#: nothing from batching and a half-empty last batch of a round costs a whole inference.
+#: Measured (BALANCE, quiet 2-core machine, wall over the plain-OpenVINO bound): SSDLite
+#: (9 ms per image) batch 1: 1.30, batch 2: 1.69; EfficientNet-Lite0 224 px (3.3 ms) batch 2:
+#: 1.01, batch 1: 1.14.
+CPU_BATCH_STEPS = ((6e-3, 1), (0.0, 2))
 #: Extra room, in pixels, a target box may extend past the image before salvo warns.
 _BOX_SLACK = 1.0
 
@@ -726,7 +732,10 @@ class _AISEBase:
         if postprocess_fn is None or not callable(postprocess_fn):
             raise TypeError("AISE needs a callable postprocess_fn (raw outputs -> scores)")
         if engine_kwargs.get("batch_size") is None:
-            engine_kwargs["batch_size"] = DEFAULT_BATCH_SIZE
+            if is_cpu_only(device_name):
+                engine_kwargs["batch_steps"] = CPU_BATCH_STEPS
+            else:
+                engine_kwargs["batch_size"] = DEFAULT_BATCH_SIZE
         self.engine = make_engine(model, device_name, **engine_kwargs)
         self.postprocess_fn = postprocess_fn
         self.progress = progress
