@@ -203,7 +203,7 @@ class InferenceEngine:
         available ones.
     batch_size
         Items per infer request. ``None``: on CPU chosen from the measured time of one image
-        (see :meth:`_auto_batch`: 1 for images of a few milliseconds, 4-8 for cheaper ones),
+        (``batch_steps``; by default 1 from 12 ms per image, 4 from 1 ms, 8 below),
         :attr:`DEFAULT_BATCH_SIZE` on other devices. If the model cannot be reshaped to
         it, the engine logs why and uses batch 1.
     num_requests
