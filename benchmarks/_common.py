@@ -12,8 +12,18 @@ import openvino as ov
 from salvo.bench import PlainQueue, items_per_second, peak_rss_mb, reset_peak_rss
 from salvo.zoo import efficientnet_lite0
 
-__all__ = ["PlainQueue", "bound_one", "current_rss_mb", "inference_bound", "lite0_at",
-           "peak_rss_mb", "reset_peak_rss", "timed"]
+__all__ = [
+    "PlainQueue",
+    "bound_one",
+    "current_rss_mb",
+    "inference_bound",
+    "lite0_at",
+    "peak_rss_mb",
+    "pearson",
+    "reset_peak_rss",
+    "run_script",
+    "timed",
+]
 
 
 def lite0_at(size: int, batch: int = 1) -> ov.Model:
@@ -69,3 +79,37 @@ def current_rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two maps (flattened, float64); NaN if either is constant."""
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    a = a - a.mean()
+    b = b - b.mean()
+    den = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / den) if den > 0 else float("nan")
+
+
+def run_script(script: str | os.PathLike[str], args: list[str], timeout: float = 900) -> dict:
+    """Run ``script args`` in a fresh Python process with this process's salvo and the
+    benchmarks folder on its path; return the last JSON line it printed (a fresh process is how
+    the benchmarks measure peak memory)."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    import salvo
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(salvo.__file__).resolve().parent.parent), str(Path(__file__).resolve().parent),
+         env.get("PYTHONPATH", "")]
+    )
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{Path(script).name} {args} failed ({proc.returncode}):\n"
+                           f"{proc.stderr[-3000:]}")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1])

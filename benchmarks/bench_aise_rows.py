@@ -54,7 +54,6 @@ import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -71,7 +70,14 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import salvo
-from _common import current_rss_mb, lite0_at, peak_rss_mb, reset_peak_rss
+from _common import (
+    current_rss_mb,
+    lite0_at,
+    peak_rss_mb,
+    pearson,
+    reset_peak_rss,
+    run_script,
+)
 from _reference import load_reference, reference_available
 from salvo import zoo
 from salvo.inference import get_core
@@ -526,30 +532,11 @@ def _probe(kind: str, quick: bool) -> dict:
 
 
 def run_probe(kind: str, quick: bool, timeout: float = 600) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(salvo.__file__).resolve().parent.parent), str(HERE), env.get("PYTHONPATH", "")])
-    args = [sys.executable, str(Path(__file__).resolve()), "--_probe", kind]
-    if quick:
-        args.append("--quick")
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout,
-                          check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"probe {kind} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    return json.loads(lines[-1])
+    args = ["--_probe", kind] + (["--quick"] if quick else [])
+    return run_script(Path(__file__).resolve(), args, timeout)
 
 
 # ----------------------------------------------------------------------------- quality
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, np.float64).ravel()
-    b = np.asarray(b, np.float64).ravel()
-    a = a - a.mean()
-    b = b - b.mean()
-    den = np.sqrt((a @ a) * (b @ b))
-    return float(a @ b / den) if den > 0 else float("nan")
-
-
 def photo_preprocess(image: np.ndarray) -> np.ndarray:
     """A 224 x 224 RGB crop (uint8 or float) -> the Lite0 input (as zoo's preprocess)."""
     x = (np.asarray(image, np.float32) - np.float32(127.0)) / np.float32(128.0)

@@ -42,7 +42,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -68,7 +67,9 @@ from _common import (
     inference_bound,
     lite0_at,
     peak_rss_mb,
+    pearson,
     reset_peak_rss,
+    run_script,
 )
 from _reference import load_reference, reference_available
 from salvo.methods.blackbox.rise import RISE, resolve_params
@@ -357,31 +358,10 @@ def _probe_reference_memory(size: int) -> dict:
 
 
 def run_probe(args: list[str], timeout: float = 900) -> dict:
-    env = dict(os.environ)
-    # the same salvo as this process (which may be a snapshot of the source tree)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(salvo.__file__).resolve().parent.parent), str(HERE),
-         env.get("PYTHONPATH", "")]
-    )
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), *args],
-        capture_output=True, text=True, env=env, timeout=timeout, check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"probe {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    return json.loads(lines[-1])
+    return run_script(Path(__file__).resolve(), args, timeout)
 
 
 # ----------------------------------------------------------------------------- agreement
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, np.float64).ravel()
-    b = np.asarray(b, np.float64).ravel()
-    a = a - a.mean()
-    b = b - b.mean()
-    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
-
-
 def agreement(xai: Any | None, num_masks: int, cache: dict, refresh: bool) -> dict:
     """Plain mode, f32, 224, num_cells 8: salvo vs reference maps (Pearson)."""
     size, cells = 224, 8

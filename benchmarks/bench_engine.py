@@ -19,16 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
 import openvino as ov
-
+from _common import inference_bound, lite0_at, timed
 from salvo import build_info
 from salvo.inference import InferenceEngine, get_core
 from salvo.kernels import fill_masked
-from _common import inference_bound, lite0_at, timed
 
 
 def model_at(size: int, batch: int) -> ov.Model:

@@ -50,9 +50,9 @@ from typing import Any
 import cv2
 import numpy as np
 import openvino as ov
-
 from _reference import load_reference, reference_available
 from salvo import build_info
+from salvo.bench import PlainQueue
 from salvo.common import ExplainMode, Method, Task
 from salvo.explainer.explainer import Explainer
 from salvo.inference import get_core
@@ -432,37 +432,24 @@ def reference_loop(compiled: ov.CompiledModel, smap: np.ndarray, class_idx: int,
     return {"insertion": auc(np.array(ins_scores)), "deletion": auc(np.array(del_scores))}
 
 
-class BoundLoop:
-    """Plain OpenVINO: an AsyncInferQueue loop over ready-made inputs (no host work)."""
+class BoundLoop(PlainQueue):
+    """Plain OpenVINO at a compiled setting: an AsyncInferQueue loop over ready-made inputs (no
+    host work), for an already batched ``model`` and the engine ``config`` it runs with."""
 
     def __init__(self, model: ov.Model, config: dict[str, Any], requests: int) -> None:
-        self.compiled = get_core().compile_model(model, "CPU", config)
-        self.requests = requests
-        self.queue = ov.AsyncInferQueue(self.compiled, requests)
-        self.batch = next(iter(self.compiled.inputs[0].get_shape()))
-        x = np.random.default_rng(0).standard_normal(
-            tuple(self.compiled.inputs[0].get_shape())).astype(np.float32)
-        for i in range(requests):
-            self.queue[i].get_input_tensor(0).data[:] = x
-        self.images(self.batch * requests)  # warm-up
+        shape = tuple(int(d) for d in model.inputs[0].get_shape())
+        x = np.random.default_rng(0).standard_normal((1, *shape[1:])).astype(np.float32)
+        super().__init__(model, x, "CPU", batch=shape[0], requests=requests,
+                         precision=config.get("INFERENCE_PRECISION_HINT"))
 
     def images(self, count: int) -> tuple[int, float]:
         """Run at least ``count`` images; (images run, seconds)."""
-        done, t0 = 0, time.perf_counter()
-        while done < count:
-            self.queue.start_async()  # blocks until a request is idle: the queue stays full
-            done += self.batch
-        self.queue.wait_all()
-        return done, time.perf_counter() - t0
+        done = -(-count // self.batch) * self.batch
+        return done, done / self.measure_items(count)
 
     def seconds(self, seconds: float) -> float:
         """Images/s over about ``seconds``."""
-        done, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            self.queue.start_async()
-            done += self.batch
-        self.queue.wait_all()
-        return done / (time.perf_counter() - t0)
+        return self.measure(seconds)
 
 
 def _bracketed(bound: BoundLoop, work: Any, images: int) -> dict[str, float]:

@@ -58,7 +58,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import salvo
-from _common import lite0_at
+from _common import lite0_at, pearson
 from _reference import load_reference, reference_available
 from salvo.inference import get_core
 from salvo.kernels import rise_masks
@@ -86,14 +86,6 @@ def loadavg() -> str:
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')} load {loadavg()}] {msg}", file=sys.stderr, flush=True)
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, np.float64).ravel()
-    b = np.asarray(b, np.float64).ravel()
-    a = a - a.mean()
-    b = b - b.mean()
-    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
 
 
 def logits_only(outputs: Any) -> np.ndarray:

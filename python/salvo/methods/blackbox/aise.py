@@ -41,7 +41,6 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
-import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo.common import Preset
@@ -50,11 +49,10 @@ from salvo.kernels import fill_masked
 from salvo.kernels.direct import BatchedDirect
 from salvo.kernels.gaussian import kde_accumulate, render_masks
 from salvo.methods.blackbox.base import (
-    ENGINE_KEYS,
+    BlackBoxMethod,
     BlackBoxResult,
     Scorer,
     image_for_fill,
-    make_engine,
     predictions_for,
 )
 from salvo.targets import resolve_targets
@@ -94,6 +92,9 @@ DEFAULT_BATCH_SIZE = 2
 #: (9 ms per image) batch 1: 1.30, batch 2: 1.69; EfficientNet-Lite0 224 px (3.3 ms) batch 2:
 #: 1.01, batch 1: 1.14.
 CPU_BATCH_STEPS = ((6e-3, 1), (0.0, 2))
+#: What a detection model's ``postprocess_fn`` returns.
+DETECTION_CONTRACT = ("raw outputs -> (boxes (B, N, 4), scores (B, N), labels (B, N)), boxes "
+                      "x1, y1, x2, y2 in input pixels")
 #: Extra room, in pixels, a target box may extend past the image before salvo warns.
 _BOX_SLACK = 1.0
 
@@ -713,32 +714,20 @@ def _progress_bar(show: bool, total: int) -> Any:
     return tqdm(total=total, desc="AISE", unit="inference", delay=1.0, leave=False)
 
 
-class _AISEBase:
-    """Engine ownership shared by the classification and detection variants."""
+class _AISEBase(BlackBoxMethod):
+    """What the classification and detection variants share (parameters:
+    :class:`~salvo.methods.blackbox.base.BlackBoxMethod`)."""
 
-    def __init__(
-        self,
-        model: ov.Model,
-        postprocess_fn: Callable[[OVDict], Any],
-        device_name: str = "CPU",
-        *,
-        progress: bool = True,
-        **engine_kwargs: Any,
-    ) -> None:
-        unknown = set(engine_kwargs) - set(ENGINE_KEYS)
-        if unknown:
-            raise TypeError(f"unknown engine keyword(s) for AISE: {sorted(unknown)}; known: "
-                            f"{sorted(ENGINE_KEYS)}")
-        if postprocess_fn is None or not callable(postprocess_fn):
-            raise TypeError("AISE needs a callable postprocess_fn (raw outputs -> scores)")
+    name = "AISE"
+
+    def engine_defaults(self, device_name: str, engine_kwargs: dict[str, Any]
+                        ) -> dict[str, Any]:
         if engine_kwargs.get("batch_size") is None:
             if is_cpu_only(device_name):
                 engine_kwargs["batch_steps"] = CPU_BATCH_STEPS
             else:
                 engine_kwargs["batch_size"] = DEFAULT_BATCH_SIZE
-        self.engine = make_engine(model, device_name, **engine_kwargs)
-        self.postprocess_fn = postprocess_fn
-        self.progress = progress
+        return engine_kwargs
 
     def _unmasked_outputs(self, x: np.ndarray) -> OVDict:
         result: list[OVDict] = []
@@ -763,22 +752,11 @@ class _AISEBase:
 
 
 class AISEClassification(_AISEBase):
-    """AISE for classification models on the batched asynchronous engine.
+    """AISE for classification models on the batched asynchronous engine (parameters:
+    :class:`~salvo.methods.blackbox.base.BlackBoxMethod`)."""
 
-    Parameters
-    ----------
-    model
-        The model (compiled once here).
-    postprocess_fn
-        Raw outputs (``OVDict``) -> class scores ``(B, num_classes)`` (logits or probabilities).
-    device_name
-        OpenVINO device.
-    progress
-        Show a tqdm bar for runs longer than a second.
-    **engine_kwargs
-        ``batch_size``, ``num_requests``, ``precision``, ``performance_hint``, ``cache_dir``,
-        ``timeout``.
-    """
+    postprocess_contract = ("raw outputs -> class scores (B, num_classes), logits or "
+                            "probabilities")
 
     def explain(
         self,
@@ -860,22 +838,10 @@ class AISEClassification(_AISEBase):
 
 
 class AISEDetection(_AISEBase):
-    """AISE for detection models on the batched asynchronous engine.
+    """AISE for detection models on the batched asynchronous engine (parameters:
+    :class:`~salvo.methods.blackbox.base.BlackBoxMethod`)."""
 
-    Parameters
-    ----------
-    model
-        The detector (compiled once here).
-    postprocess_fn
-        Raw outputs (``OVDict``) -> ``(boxes (B, N, 4), scores (B, N), labels (B, N))``, boxes
-        ``x1, y1, x2, y2`` in input pixels.
-    device_name
-        OpenVINO device.
-    progress
-        Show a tqdm bar for runs longer than a second.
-    **engine_kwargs
-        As for :class:`AISEClassification`.
-    """
+    postprocess_contract = DETECTION_CONTRACT
 
     def detect(self, x: np.ndarray) -> Detections:
         """The detections on the unmasked input ``x`` ``(1, ...)`` (one inference)."""

@@ -27,6 +27,57 @@ def make_engine(model: ov.Model, device_name: str, **kwargs: Any) -> InferenceEn
     return InferenceEngine(model, device_name, precision=precision, **kwargs)
 
 
+class BlackBoxMethod:
+    """A black-box method: it owns one compiled engine and calls the user's ``postprocess_fn``.
+
+    Parameters
+    ----------
+    model
+        The model (compiled once here).
+    postprocess_fn
+        Raw outputs (``OVDict``) of a batch -> what the method scores (see
+        :attr:`postprocess_contract` of each method).
+    device_name
+        OpenVINO device.
+    progress
+        Show a tqdm bar for runs longer than a second.
+    **engine_kwargs
+        ``batch_size``, ``num_requests``, ``precision``, ``performance_hint``, ``cache_dir``,
+        ``timeout``.
+    """
+
+    #: The method's name in error messages.
+    name = "black-box"
+    #: What ``postprocess_fn`` must return.
+    postprocess_contract = "raw outputs -> class scores (B, num_classes)"
+
+    def __init__(
+        self,
+        model: ov.Model,
+        postprocess_fn: Callable[[OVDict], Any],
+        device_name: str = "CPU",
+        *,
+        progress: bool = True,
+        **engine_kwargs: Any,
+    ) -> None:
+        unknown = set(engine_kwargs) - set(ENGINE_KEYS)
+        if unknown:
+            raise TypeError(f"unknown engine keyword(s) for {self.name}: {sorted(unknown)}; "
+                            f"known: {sorted(ENGINE_KEYS)}")
+        if postprocess_fn is None or not callable(postprocess_fn):
+            raise TypeError(f"{self.name} needs a callable postprocess_fn "
+                            f"({self.postprocess_contract}), got {postprocess_fn!r}")
+        self.engine = make_engine(model, device_name,
+                                  **self.engine_defaults(device_name, dict(engine_kwargs)))
+        self.postprocess_fn = postprocess_fn
+        self.progress = progress
+
+    def engine_defaults(self, device_name: str, engine_kwargs: dict[str, Any]
+                        ) -> dict[str, Any]:
+        """The engine keywords to compile with: the caller's plus the method's defaults."""
+        return engine_kwargs
+
+
 class Scorer:
     """Turn raw outputs into class scores with the user's ``postprocess_fn``, checked.
 

@@ -31,12 +31,13 @@ import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo.methods.blackbox.aise import (
+    DETECTION_CONTRACT,
     DetectionReader,
     Detections,
     box_iou,
     select_target_boxes,
 )
-from salvo.methods.blackbox.base import BlackBoxResult
+from salvo.methods.blackbox.base import BlackBoxMethod, BlackBoxResult
 from salvo.methods.blackbox.rise import RISE, resolve_params
 
 logger = logging.getLogger(__name__)
@@ -72,24 +73,12 @@ def drise_weights(found: Detections, boxes: np.ndarray, labels: np.ndarray) -> n
     return out
 
 
-class DRISE:
-    """D-RISE on the batched asynchronous engine.
+class DRISE(BlackBoxMethod):
+    """D-RISE on the batched asynchronous engine (parameters:
+    :class:`~salvo.methods.blackbox.base.BlackBoxMethod`)."""
 
-    Parameters
-    ----------
-    model
-        The detector (compiled once here).
-    postprocess_fn
-        Raw outputs (``OVDict``) -> ``(boxes (B, N, 4), scores (B, N), labels (B, N))``, boxes
-        ``x1, y1, x2, y2`` in input pixels.
-    device_name
-        OpenVINO device.
-    progress
-        Show a tqdm bar for runs longer than a second.
-    **engine_kwargs
-        ``batch_size``, ``num_requests``, ``precision``, ``performance_hint``, ``cache_dir``,
-        ``timeout``.
-    """
+    name = "D-RISE"
+    postprocess_contract = DETECTION_CONTRACT
 
     def __init__(
         self,
@@ -100,14 +89,10 @@ class DRISE:
         progress: bool = True,
         **engine_kwargs: Any,
     ) -> None:
-        if postprocess_fn is None or not callable(postprocess_fn):
-            raise TypeError("D-RISE needs a callable postprocess_fn (raw outputs -> (boxes, "
-                            "scores, labels))")
-        self.postprocess_fn = postprocess_fn
-        # RISE owns the engine and the accumulation; its postprocess_fn is set per call to the
-        # function that turns detections into per-target weights
-        self._rise = RISE(model, postprocess_fn, device_name, progress=progress, **engine_kwargs)
-        self.engine = self._rise.engine
+        super().__init__(model, postprocess_fn, device_name, progress=progress, **engine_kwargs)
+        # RISE does the masks and the accumulation on this engine; its postprocess_fn is set
+        # per call to the function that turns detections into per-target weights
+        self._rise = RISE.on_engine(self.engine, postprocess_fn, progress=progress)
 
     def detect(self, x: np.ndarray) -> Detections:
         """The detections on the unmasked input ``x`` ``(1, ...)`` (one inference)."""

@@ -27,10 +27,10 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
-import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo.common import Preset
+from salvo.inference import InferenceEngine
 from salvo.kernels import (
     accumulate_weighted,
     fill_masked,
@@ -39,14 +39,12 @@ from salvo.kernels import (
 )
 from salvo.kernels.maps import finish_maps
 from salvo.methods.blackbox.base import (
-    ENGINE_KEYS,
+    BlackBoxMethod,
     BlackBoxResult,
     Scorer,
     image_for_fill,
-    make_engine,
     predictions_for,
 )
-
 from salvo.targets import resolve_targets
 
 logger = logging.getLogger(__name__)
@@ -284,39 +282,18 @@ class RISEResult:
     seconds: float
 
 
-class RISE:
-    """RISE on the batched asynchronous engine.
+class RISE(BlackBoxMethod):
+    """RISE on the batched asynchronous engine (parameters: :class:`BlackBoxMethod`)."""
 
-    Parameters
-    ----------
-    model
-        The model (compiled once here).
-    postprocess_fn
-        Raw outputs (``OVDict``) → scores ``(B, num_classes)``.
-    device_name
-        OpenVINO device.
-    progress
-        Show a tqdm bar for runs longer than a second.
-    **engine_kwargs
-        ``batch_size``, ``num_requests``, ``precision``, ``performance_hint``, ``cache_dir``,
-        ``timeout``.
-    """
+    name = "RISE"
 
-    def __init__(
-        self,
-        model: ov.Model,
-        postprocess_fn: Callable[[OVDict], Any],
-        device_name: str = "CPU",
-        *,
-        progress: bool = True,
-        **engine_kwargs: Any,
-    ) -> None:
-        unknown = set(engine_kwargs) - set(ENGINE_KEYS)
-        if unknown:
-            raise TypeError(f"unknown engine keyword(s) for RISE: {sorted(unknown)}")
-        self.engine = make_engine(model, device_name, **engine_kwargs)
-        self.postprocess_fn = postprocess_fn
-        self.progress = progress
+    @classmethod
+    def on_engine(cls, engine: InferenceEngine, postprocess_fn: Callable[[OVDict], Any], *,
+                  progress: bool = True) -> RISE:
+        """A RISE that runs on an existing engine (another method's)."""
+        rise = cls.__new__(cls)
+        rise.engine, rise.postprocess_fn, rise.progress = engine, postprocess_fn, progress
+        return rise
 
     def scores_of(self, x: np.ndarray) -> np.ndarray:
         """Class scores ``(num_classes,)`` of the unmasked input ``x`` ``(1, …)``."""
