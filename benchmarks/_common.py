@@ -18,6 +18,7 @@ __all__ = [
     "current_rss_mb",
     "inference_bound",
     "lite0_at",
+    "loadavg",
     "peak_rss_mb",
     "pearson",
     "reset_peak_rss",
@@ -113,3 +114,12 @@ def run_script(script: str | os.PathLike[str], args: list[str], timeout: float =
                            f"{proc.stderr[-3000:]}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     return json.loads(lines[-1])
+
+
+def loadavg() -> str:
+    """The machine's load averages (1, 5, 15 min) as text, for the reports."""
+    try:
+        with open("/proc/loadavg") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:
+        return "n/a"

@@ -73,6 +73,7 @@ import salvo
 from _common import (
     current_rss_mb,
     lite0_at,
+    loadavg,
     peak_rss_mb,
     pearson,
     reset_peak_rss,
@@ -93,13 +94,6 @@ KEY_PRESET = "BALANCE"
 STEPS = 30  # insertion / deletion steps
 #: The constant that lifts every planted-CNN logit into [0, 1] (class 1's bias is -0.01).
 SHIFT = 0.011
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def log(msg: str) -> None:

@@ -66,6 +66,7 @@ from _common import (
     current_rss_mb,
     inference_bound,
     lite0_at,
+    loadavg,
     peak_rss_mb,
     pearson,
     reset_peak_rss,
@@ -91,13 +92,6 @@ PROBE_CONFIG = {"batch": 1, "requests": 4, "precision": None}
 def postprocess(outputs: Any) -> np.ndarray:
     """Logits ``(B, 1000)`` from the raw outputs."""
     return outputs[0]
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 # ----------------------------------------------------------------------------- plain OpenVINO

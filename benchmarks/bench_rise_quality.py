@@ -58,7 +58,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import salvo
-from _common import lite0_at, pearson
+from _common import lite0_at, loadavg, pearson
 from _reference import load_reference, reference_available
 from salvo.inference import get_core
 from salvo.kernels import rise_masks
@@ -75,13 +75,6 @@ QUALITIES = (0.9, 0.95)
 SCORES = ("logits", "softmax")
 CHECK_EVERY = 64
 NUM_CLASSES = 1000
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def log(msg: str) -> None:
