@@ -71,6 +71,10 @@ class BlackBoxMethod:
                                   **self.engine_defaults(device_name, dict(engine_kwargs)))
         self.postprocess_fn = postprocess_fn
         self.progress = progress
+        self._setup()
+
+    def _setup(self) -> None:
+        """Called at the end of ``__init__``, once the engine exists (for subclasses)."""
 
     def engine_defaults(self, device_name: str, engine_kwargs: dict[str, Any]
                         ) -> dict[str, Any]:

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo.methods.blackbox.aise import (
@@ -80,19 +79,10 @@ class DRISE(BlackBoxMethod):
     name = "D-RISE"
     postprocess_contract = DETECTION_CONTRACT
 
-    def __init__(
-        self,
-        model: ov.Model,
-        postprocess_fn: Callable[[OVDict], Any],
-        device_name: str = "CPU",
-        *,
-        progress: bool = True,
-        **engine_kwargs: Any,
-    ) -> None:
-        super().__init__(model, postprocess_fn, device_name, progress=progress, **engine_kwargs)
+    def _setup(self) -> None:
         # RISE does the masks and the accumulation on this engine; its postprocess_fn is set
         # per call to the function that turns detections into per-target weights
-        self._rise = RISE.on_engine(self.engine, postprocess_fn, progress=progress)
+        self._rise = RISE.on_engine(self.engine, self.postprocess_fn, progress=self.progress)
 
     def detect(self, x: np.ndarray) -> Detections:
         """The detections on the unmasked input ``x`` ``(1, ...)`` (one inference)."""
