@@ -81,6 +81,7 @@ from _common import (
 )
 from _reference import load_reference, reference_available
 from salvo import zoo
+from salvo.bench import PlainQueue
 from salvo.inference import get_core
 
 RESULTS = HERE / "results"
@@ -136,36 +137,10 @@ def _ref_preset(name: str) -> Any:
 
 
 # ----------------------------------------------------------------------------- plain OpenVINO
-class Plain:
-    """Plain OpenVINO: a compiled model and an ``AsyncInferQueue`` over a ready-made input (the
-    real preprocessed image, repeated to the batch), every request kept busy."""
-
-    def __init__(self, model: ov.Model, x: np.ndarray, batch: int, requests: int,
-                 precision: str | None) -> None:
-        model = model.clone()
-        shape = list(model.inputs[0].get_partial_shape().to_shape())
-        shape[0] = batch
-        model.reshape({model.inputs[0]: ov.PartialShape(shape)})
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT"}
-        if precision:
-            config["INFERENCE_PRECISION_HINT"] = precision
-        self.compiled = get_core().compile_model(model, "CPU", config)
-        self.queue = ov.AsyncInferQueue(self.compiled, requests)
-        self.batch = batch
-        dtype = self.compiled.inputs[0].get_element_type().to_dtype()
-        data = np.repeat(np.asarray(x), batch, axis=0).astype(dtype)
-        for i in range(requests):
-            self.queue[i].get_input_tensor(0).data[:] = data
-        self.measure(0.2)  # warm-up
-
-    def measure(self, seconds: float) -> float:
-        """Images per second over at least ``seconds``."""
-        done, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            self.queue.start_async()  # waits for an idle request: the queue never drains
-            done += self.batch
-        self.queue.wait_all()
-        return done / (time.perf_counter() - t0)
+def Plain(model: ov.Model, x: np.ndarray, batch: int, requests: int,
+          precision: str | None) -> PlainQueue:
+    """Plain OpenVINO over the real preprocessed image, every request kept busy."""
+    return PlainQueue(model, x, "CPU", batch=batch, requests=requests, precision=precision)
 
 
 def bound_sweep(name: str, model: ov.Model, x: np.ndarray, batches: list[int],
@@ -261,13 +236,37 @@ def top5(x: np.ndarray) -> list[int]:
 
 # ----------------------------------------------------------------------------- timing
 class Runner:
-    """Timed calls of one toolkit's explainer; returns (wall seconds, inferences)."""
+    """Timed calls of one toolkit's explainer; returns (wall seconds, inferences).
+
+    With a ``probe`` (plain OpenVINO at the best default-precision setting), every timed call
+    is bracketed by probe runs of as many images as the call's inferences (half before, half
+    after; the count of the previous call with the same arguments), and the probe's seconds for
+    that many images are appended to :attr:`adjacent`: a bound measured under the same load.
+    """
+
+    probe: PlainQueue | None = None
 
     def __init__(self, toolkit: str, ex: Any, counter: Counter | None = None) -> None:
         self.toolkit, self.ex, self.counter = toolkit, ex, counter
+        self.adjacent: list[float] = []
+        self._counts: dict[str, int] = {}
 
     def __call__(self, x: np.ndarray, targets: Any, preset: str | None, **kw: Any
                  ) -> tuple[float, int, Any]:
+        key = repr((targets, preset, sorted(kw.items())))
+        probe, expected = Runner.probe, self._counts.get(key, 0)
+        before = probe.measure_items(expected // 2) if probe and expected > 1 else None
+        wall, count, e = self._timed(x, targets, preset, **kw)
+        if probe is not None:
+            n = count - count // 2 if before is not None else count
+            after = probe.measure_items(n)
+            ips = after if before is None else (before + after) / 2
+            self.adjacent.append(count / ips)
+        self._counts[key] = count
+        return wall, count, e
+
+    def _timed(self, x: np.ndarray, targets: Any, preset: str | None, **kw: Any
+               ) -> tuple[float, int, Any]:
         if self.toolkit == "salvo":
             if preset is not None:
                 kw["preset"] = salvo.Preset[preset]
@@ -284,8 +283,14 @@ class Runner:
 
 def make_row(task: str, model: str, method: str, toolkit: str, preset: str, targets: str,
              precision: str | None, walls: list[float], inferences: int, bound: dict,
-             **extra: Any) -> dict:
+             runner: Runner | None = None, **extra: Any) -> dict:
     wall = statistics.median(walls)
+    if runner is not None and len(runner.adjacent) >= len(walls):
+        # wall over the bound measured right around each call (same load), median
+        adjacent = runner.adjacent[-len(walls):]
+        extra["adjacent_bound_s"] = adjacent
+        extra["wall_over_adjacent_bound"] = statistics.median(
+            w / a for w, a in zip(walls, adjacent))
     prec = precision or "default"
     bound_s = inferences / bound["ips"]
     prec_bound_s = inferences / bound[prec]["ips"]
@@ -298,7 +303,8 @@ def make_row(task: str, model: str, method: str, toolkit: str, preset: str, targ
     row.update(extra)
     log(f"  {task[:3]} {method:6s} {toolkit:9s} {preset:8s} {targets:8s} {prec:7s} "
         f"{inferences:5d} inf  wall {wall:7.2f} s  bound {bound_s:6.2f} s  "
-        f"w/b {wall / bound_s:5.2f}  load {row['loadavg']}")
+        f"w/b {wall / bound_s:5.2f}  adj {row.get('wall_over_adjacent_bound', float('nan')):5.2f}"
+        f"  load {row['loadavg']}")
     return row
 
 
@@ -370,11 +376,12 @@ def classification_rows(xai: Any | None, quick: bool, bound: dict, out: dict) ->
             extra.update(paired_speedups=sp, paired_per_inference=pi)
         rows.append(make_row("classification", "EfficientNet-Lite0", "AISE", "salvo", preset,
                              "1 (967)", None if prec == "default" else prec, s_walls, s_inf,
-                             bound, **extra))
+                             bound, runners[("salvo", prec)], **extra))
         if r_walls:
             rows.append(make_row("classification", "EfficientNet-Lite0", "AISE", "reference",
                                  preset, "1 (967)", None if prec == "default" else prec,
-                                 r_walls, r_inf, bound, paired_rounds=rounds))
+                                 r_walls, r_inf, bound, runners[("reference", prec)],
+                                 paired_rounds=rounds))
 
     for preset in presets:
         for targets, label in ((ESPRESSO, "1 (967)"), (five, "5 (top-5)")):
@@ -386,12 +393,14 @@ def classification_rows(xai: Any | None, quick: bool, bound: dict, out: dict) ->
                 w, inf, _ = runners[("salvo", "default")](x, targets, preset)
                 walls.append(w)
             rows.append(make_row("classification", "EfficientNet-Lite0", "AISE", "salvo",
-                                 preset, label, None, walls, inf, bound))
+                                 preset, label, None, walls, inf, bound,
+                                 runners[("salvo", "default")]))
             if ("reference", "default") in runners:
                 # the reference runs one synchronous inference at a time: one repeat
                 w, inf, _ = runners[("reference", "default")](x, targets, preset)
                 rows.append(make_row("classification", "EfficientNet-Lite0", "AISE",
-                                     "reference", preset, label, None, [w], inf, bound))
+                                     "reference", preset, label, None, [w], inf, bound,
+                                     runners[("reference", "default")]))
     paired(KEY_PRESET, "f32", 1 if quick else 3)
     return rows
 
@@ -440,10 +449,11 @@ def detection_rows(xai: Any | None, quick: bool, bound: dict, out: dict) -> list
         if sp:
             extra.update(paired_speedups=sp, paired_per_inference=pi)
         rows.append(make_row("detection", "SSDLite person", "AISE", "salvo", preset, label,
-                             None, s_walls, s_inf, bound, **extra))
+                             None, s_walls, s_inf, bound, salvo_run, **extra))
         if r_walls:
             rows.append(make_row("detection", "SSDLite person", "AISE", "reference", preset,
-                                 label, None, r_walls, r_inf, bound, paired_rounds=rounds))
+                                 label, None, r_walls, r_inf, bound, ref_run,
+                                 paired_rounds=rounds))
     del salvo_run, ex
     # D-RISE (salvo only)
     ex, build_s = salvo_explainer(model(), salvo.Task.DETECTION, zoo.ssdlite_postprocess,
@@ -457,7 +467,7 @@ def detection_rows(xai: Any | None, quick: bool, bound: dict, out: dict) -> list
     w, inf, _ = run(xd, -1, "SPEED", **kw)
     rows.append(make_row("detection", "SSDLite person", "D-RISE", "salvo",
                          "SPEED" + (" (250 masks)" if quick else ""), label, None, [w], inf,
-                         bound))
+                         bound, run))
     out["detection_explainers"] = facts
     return rows
 
@@ -760,7 +770,9 @@ def markdown(res: dict) -> str:
       "`num_inferences`; the reference's counted calls of its `postprocess_fn` (once per "
       "inference). Bound = inferences / best plain-OpenVINO throughput of the sweep (any "
       "precision; `AsyncInferQueue` over the real preprocessed image); `w/prec.b` uses the "
-      "best throughput at the row's own precision. Speed-up = reference wall / salvo wall at "
+      "best throughput at the row's own precision; `adj.` = wall / the same bound configuration "
+      "(default precision) re-measured right around each call for as many images (half before, "
+      "half after), median over the repeats: robust to the machine's changing load. Speed-up = reference wall / salvo wall at "
       "the same preset, targets and precision; `per inf.` = salvo s per inference / reference "
       "s per inference. Rows with `×N` rounds were measured interleaved (salvo, reference, "
       "...) and their speed-up is the median of the per-round ratios; other reference rows "
@@ -794,9 +806,9 @@ def markdown(res: dict) -> str:
             a(f"- boxes: {res['detection_boxes']}")
         a("")
         a("| method | toolkit | preset | targets | precision | inferences | wall s | ms / inf. "
-          "| bound s | wall/bound | w/prec.b | speed-up vs ref | per inf. salvo/ref | "
+          "| bound s | wall/bound | adj. | w/prec.b | speed-up vs ref | per inf. salvo/ref | "
           "peak RSS MB |")
-        a("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        a("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in res["rows"]:
             if r["task"] != task:
                 continue
@@ -806,8 +818,8 @@ def markdown(res: dict) -> str:
               f"{r['precision']} | {r['inferences']} | {r['wall_s']:.2f}"
               f"{f' (×{rounds})' if rounds and rounds > 1 else ''} | "
               f"{r['s_per_inference'] * 1e3:.2f} | {r['bound_s']:.2f} | "
-              f"{r['wall_over_bound']:.2f} | {r['wall_over_precision_bound']:.2f} | "
-              f"{_f(sp, '.2f', 'x')} | {_f(r.get('per_inference_ratio'))} | "
+              f"{r['wall_over_bound']:.2f} | {_f(r.get('wall_over_adjacent_bound'))} | "
+              f"{r['wall_over_precision_bound']:.2f} | {_f(sp, '.2f', 'x')} | {_f(r.get('per_inference_ratio'))} | "
               f"{_f(r.get('peak_rss_mb'), '.0f')} |")
         key = [r for r in res["rows"] if r["task"] == task and r["toolkit"] == "salvo"
                and r["preset"] == KEY_PRESET and r["targets"].startswith("1")
@@ -935,9 +947,12 @@ def timing(res: dict, xai: Any | None, quick: bool) -> None:
         b["f32"]["queue"] = None
     rows: list[dict] = []
     log(f"classification (load {loadavg()})")
+    Runner.probe = bounds["classification"]["default"]["queue"]
     rows += classification_rows(xai, quick, bounds["classification"], res)
     log(f"detection (load {loadavg()})")
+    Runner.probe = bounds["detection"]["default"]["queue"]
     rows += detection_rows(xai, quick, bounds["detection"], res)
+    Runner.probe = None
     # the bound again at the end of the timed part (load drift)
     for b in bounds.values():
         b["default"]["ips_end"] = b["default"]["queue"].measure(1.0)
