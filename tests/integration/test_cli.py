@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import openvino as ov
-import openvino.opset13 as ops
 import pytest
 import salvo
 from salvo.cli import main

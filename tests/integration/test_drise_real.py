@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from map_checks import box_mask, inside, peak_xy
 from salvo import zoo
 from salvo.common import ExplainMode, Method, Task
 from salvo.methods.blackbox.drise import DRISE
@@ -16,23 +17,6 @@ F32 = "f32"
 def _require(key: str) -> None:
     if zoo._package_dirs(zoo._ZOO_MODULES[key]) is None:
         pytest.skip(f"optional zoo wheel missing: {zoo.zoo_install_command([key])}")
-
-
-def peak_xy(m: np.ndarray) -> tuple[int, int]:
-    y, x = np.unravel_index(int(np.argmax(m)), m.shape)
-    return int(x), int(y)
-
-
-def inside(xy: tuple[int, int], box) -> bool:
-    x0, y0, x1, y1 = box
-    return x0 <= xy[0] < x1 and y0 <= xy[1] < y1
-
-
-def box_mask(shape, box) -> np.ndarray:
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    m = np.zeros(shape, bool)
-    m[max(y0, 0): y1, max(x0, 0): x1] = True
-    return m
 
 
 @pytest.fixture(scope="module")

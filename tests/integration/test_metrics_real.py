@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 import pytest
-
 from salvo.common import ExplainMode, Method, Task
 from salvo.metrics import ADCC, InsertionDeletionAUC, PointingGame
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 import pytest
-
 from salvo import zoo
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}

@@ -142,6 +142,16 @@ def _positive_floats(name: str, values: Any) -> tuple[float, ...]:
     return tuple(out)
 
 
+def _checked_search_fields(params: Any) -> dict[str, Any]:
+    """The search fields both parameter classes share, checked and in canonical types."""
+    return {
+        "num_iterations_per_kernel": _check_budget(params.num_iterations_per_kernel),
+        "solver_epsilon": _check_epsilon(params.solver_epsilon),
+        "locally_biased": _check_flag("locally_biased", params.locally_biased),
+        "scale_output": _check_flag("scale_output", params.scale_output),
+    }
+
+
 @dataclass(frozen=True)
 class AISEClassificationParams:
     """AISE hyper-parameters for classification.
@@ -174,14 +184,8 @@ class AISEClassificationParams:
         ValueError
             A field out of range, naming it and the value.
         """
-        return replace(
-            self,
-            num_iterations_per_kernel=_check_budget(self.num_iterations_per_kernel),
-            kernel_widths=_positive_floats("kernel_widths", self.kernel_widths),
-            solver_epsilon=_check_epsilon(self.solver_epsilon),
-            locally_biased=_check_flag("locally_biased", self.locally_biased),
-            scale_output=_check_flag("scale_output", self.scale_output),
-        )
+        return replace(self, **_checked_search_fields(self),
+                       kernel_widths=_positive_floats("kernel_widths", self.kernel_widths))
 
 
 @dataclass(frozen=True)
@@ -216,14 +220,8 @@ class AISEDetectionParams:
         ValueError
             A field out of range, naming it and the value.
         """
-        return replace(
-            self,
-            num_iterations_per_kernel=_check_budget(self.num_iterations_per_kernel),
-            divisors=_positive_floats("divisors", self.divisors),
-            solver_epsilon=_check_epsilon(self.solver_epsilon),
-            locally_biased=_check_flag("locally_biased", self.locally_biased),
-            scale_output=_check_flag("scale_output", self.scale_output),
-        )
+        return replace(self, **_checked_search_fields(self),
+                       divisors=_positive_floats("divisors", self.divisors))
 
 
 #: SPEC section 6: (iterations per kernel, kernel widths) per preset.
@@ -729,15 +727,6 @@ class _AISEBase(BlackBoxMethod):
                 engine_kwargs["batch_size"] = DEFAULT_BATCH_SIZE
         return engine_kwargs
 
-    def _unmasked_outputs(self, x: np.ndarray) -> OVDict:
-        result: list[OVDict] = []
-
-        def fill(out: np.ndarray, start: int, stop: int) -> None:
-            out[0] = x[0]
-
-        self.engine.run(1, fill, lambda s, e, o: result.append(o))
-        return result[0]
-
     def _check_input(self, x: np.ndarray) -> np.ndarray:
         expected = self.engine.input.shape[1:]
         x = np.asarray(x)
@@ -787,7 +776,7 @@ class AISEClassification(_AISEBase):
         height, width = engine.input.image_size
         image = image_for_fill(x, engine)
         scorer = Scorer(self.postprocess_fn)
-        unmasked = scorer(self._unmasked_outputs(x), 1)[0]
+        unmasked = scorer(self.unmasked_outputs(x), 1)[0]
         num_classes = unmasked.shape[0]
         keys = resolve_targets(targets, num_classes, label_names)
         if len(keys) > 10:
@@ -846,7 +835,7 @@ class AISEDetection(_AISEBase):
     def detect(self, x: np.ndarray) -> Detections:
         """The detections on the unmasked input ``x`` ``(1, ...)`` (one inference)."""
         x = self._check_input(x)
-        return DetectionReader(self.postprocess_fn)(self._unmasked_outputs(x), 1)[0]
+        return DetectionReader(self.postprocess_fn)(self.unmasked_outputs(x), 1)[0]
 
     def explain(
         self,
@@ -876,7 +865,7 @@ class AISEDetection(_AISEBase):
         height, width = engine.input.image_size
         image = image_for_fill(x, engine)
         reader = DetectionReader(self.postprocess_fn)
-        found = reader(self._unmasked_outputs(x), 1)[0]
+        found = reader(self.unmasked_outputs(x), 1)[0]
         chosen = select_target_boxes(found, targets, height, width)
         num_targets = len(chosen.indices)
         dtype = np.uint8 if aise.scale_output else np.float32

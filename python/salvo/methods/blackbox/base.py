@@ -76,6 +76,16 @@ class BlackBoxMethod:
     def _setup(self) -> None:
         """Called at the end of ``__init__``, once the engine exists (for subclasses)."""
 
+    def unmasked_outputs(self, x: np.ndarray) -> OVDict:
+        """The raw outputs of the unmasked input ``x`` ``(1, ...)`` (one inference)."""
+        result: list[OVDict] = []
+
+        def fill(out: np.ndarray, start: int, stop: int) -> None:
+            out[0] = x[0]
+
+        self.engine.run(1, fill, lambda s, e, o: result.append(o))
+        return result[0]
+
     def engine_defaults(self, device_name: str, engine_kwargs: dict[str, Any]
                         ) -> dict[str, Any]:
         """The engine keywords to compile with: the caller's plus the method's defaults."""

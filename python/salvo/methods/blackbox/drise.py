@@ -86,13 +86,7 @@ class DRISE(BlackBoxMethod):
 
     def detect(self, x: np.ndarray) -> Detections:
         """The detections on the unmasked input ``x`` ``(1, ...)`` (one inference)."""
-        result: list[OVDict] = []
-
-        def fill(out: np.ndarray, start: int, stop: int) -> None:
-            out[0] = x[0]
-
-        self.engine.run(1, fill, lambda s, e, o: result.append(o))
-        return DetectionReader(self.postprocess_fn)(result[0], 1)[0]
+        return DetectionReader(self.postprocess_fn)(self.unmasked_outputs(x), 1)[0]
 
     def explain(
         self,

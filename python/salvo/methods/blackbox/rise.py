@@ -297,14 +297,7 @@ class RISE(BlackBoxMethod):
 
     def scores_of(self, x: np.ndarray) -> np.ndarray:
         """Class scores ``(num_classes,)`` of the unmasked input ``x`` ``(1, …)``."""
-        scorer = Scorer(self.postprocess_fn)
-        result: list[np.ndarray] = []
-
-        def fill(out: np.ndarray, start: int, stop: int) -> None:
-            out[0] = x[0]
-
-        self.engine.run(1, fill, lambda s, e, o: result.append(scorer(o, 1)[0]))
-        return result[0]
+        return Scorer(self.postprocess_fn)(self.unmasked_outputs(x), 1)[0]
 
     def run(
         self,
