@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -56,6 +57,26 @@ def get_core() -> ov.Core:
         return _core
 
 
+_OV_LOCATION = re.compile(
+    r"^(Exception from \S+:\d+:|Check '.*' failed at \S+:\d+:?|\[ ?(GENERAL_ERROR|NOT_FOUND"
+    r"|NOT_IMPLEMENTED) ?\])\s*$"
+)
+
+
+def openvino_cause(exc: BaseException) -> str:
+    """The part of an OpenVINO error that says what is wrong, on one line.
+
+    OpenVINO's messages start with source locations (``Exception from src/…/core.cpp:84:``,
+    ``Check '…' failed at …:887:``) and put the cause on a later line (``Empty weights data in
+    bin file or bin file cannot be found!``); a caller that shows only the first line would show
+    only a location. This keeps the other lines, joined with spaces.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = [line for line in lines if not _OV_LOCATION.match(line)]
+    text = " ".join(cause or lines) or type(exc).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
 def read_model(model: ov.Model | str | os.PathLike[str], *, argument: str = "model") -> ov.Model:
     """Return ``model`` itself, or read it from a path with :meth:`openvino.Core.read_model`.
 
@@ -83,9 +104,12 @@ def read_model(model: ov.Model | str | os.PathLike[str], *, argument: str = "mod
     try:
         return get_core().read_model(str(path))
     except Exception as exc:
+        suffix = path.suffix.lower()
+        hint = (f" (model files: {', '.join(MODEL_SUFFIXES)})" if suffix not in MODEL_SUFFIXES
+                else f" (the .bin is read from '{path.with_suffix('.bin')}')" if suffix == ".xml"
+                else "")
         raise ValueError(
-            f"{argument}: '{path}' is not a model OpenVINO can read "
-            f"(expected one of {', '.join(MODEL_SUFFIXES)}): {str(exc).splitlines()[0]}"
+            f"{argument}: '{path}' is not a model OpenVINO can read: {openvino_cause(exc)}{hint}"
         ) from exc
 
 
@@ -303,7 +327,8 @@ class InferenceEngine:
             self.compiled = get_core().compile_model(self.model, self.device_name, props)
         except Exception as exc:
             raise RuntimeError(
-                f"compiling the model for device {self.device_name!r} with {props} failed: {exc}"
+                f"compiling the model for device {self.device_name!r} failed: "
+                f"{openvino_cause(exc)} (properties {props})"
             ) from exc
         if auto_batch:
             chosen = self._auto_batch(batch_steps or self.AUTO_BATCH_STEPS)
@@ -379,8 +404,10 @@ class InferenceEngine:
             item_dims = list(pshape)[1:]
             if any(d.is_dynamic for d in item_dims):
                 raise ValueError(
-                    f"the model input has dynamic dimensions {pshape}; pass input_shape "
-                    "(per-item shape without the batch dimension)"
+                    f"the model input has dynamic dimensions {pshape}; pass input_shape (the "
+                    "per-item shape without the batch dimension, e.g. Explainer(..., "
+                    "input_shape=(3, 224, 224)) or InferenceEngine(..., input_shape=...)), or "
+                    "reshape the model to static dimensions first (model.reshape(...))"
                 )
             item = tuple(d.get_length() for d in item_dims)
         model = source.clone()

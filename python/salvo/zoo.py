@@ -32,6 +32,7 @@ import importlib.util
 import io
 import json
 import logging
+import math
 import os
 import pickle
 import struct
@@ -309,6 +310,9 @@ def _read_legacy_storages(
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise pickle.UnpicklingError("the storage key list is malformed")
     data: dict[str, np.ndarray] = {}
+    position = fh.tell()
+    end = fh.seek(0, io.SEEK_END)
+    fh.seek(position)
     for key in keys:
         header = fh.read(8)
         if len(header) != 8:
@@ -320,6 +324,8 @@ def _read_legacy_storages(
         if numel != ref.numel:
             raise ValueError(f"storage {key!r} has {numel} elements, the pickle says {ref.numel}")
         nbytes = numel * ref.dtype.itemsize
+        if nbytes > end - fh.tell():  # checked before reading: a crafted size allocates nothing
+            raise ValueError(f"truncated weights file: storage {key!r} is short")
         raw = fh.read(nbytes)
         if len(raw) != nbytes:
             raise ValueError(f"truncated weights file: storage {key!r} is short")
@@ -350,12 +356,29 @@ def load_legacy_torch_state_dict(source: str | Path | BinaryIO) -> dict[str, np.
     pickle.UnpicklingError
         When the file references any global other than the allowed ones.
     ValueError
-        When the file is not a legacy torch file or is truncated.
+        When the file is empty, not a legacy torch file, truncated, or holds a tensor record
+        that does not fit its storage (more elements than the storage holds, as a stride of 0
+        would give: such a record could otherwise turn a few bytes into gigabytes).
     """
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as fh:
             return load_legacy_torch_state_dict(fh)
     fh = source if source.seekable() else io.BytesIO(source.read())
+    try:
+        return _load_legacy(fh)
+    except EOFError:
+        raise ValueError(
+            "source is empty or truncated: not a complete legacy torch.save file"
+        ) from None
+    except pickle.UnpicklingError as exc:
+        if "truncated" not in str(exc):
+            raise
+        raise ValueError(
+            f"source is empty or truncated: not a complete legacy torch.save file ({exc})"
+        ) from None
+
+
+def _load_legacy(fh: BinaryIO) -> dict[str, np.ndarray]:
     start = fh.tell()
     if fh.read(2) == b"PK":
         raise ValueError("source is a zip-format torch file; only the legacy format is supported")
@@ -390,14 +413,28 @@ def load_legacy_torch_state_dict(source: str | Path | BinaryIO) -> dict[str, np.
         ref = value.storage
         if ref.key not in storages:
             raise ValueError(f"tensor {name!r} uses storage {ref.key!r}, which the file lacks")
-        base = storages[ref.key][ref.view_offset: ref.view_offset + ref.view_numel]
+        storage = storages[ref.key]
+        if ref.view_offset < 0 or ref.view_numel < 0 or (
+            ref.view_offset + ref.view_numel > storage.size
+        ):
+            raise ValueError(f"tensor {name!r} uses a view past the end of its storage")
+        base = storage[ref.view_offset: ref.view_offset + ref.view_numel]
         itemsize = base.dtype.itemsize
-        if len(value.size) != len(value.stride) or min(value.stride, default=0) < 0:
+        if len(value.size) != len(value.stride) or min(value.stride, default=0) < 0 or min(
+            value.size, default=0
+        ) < 0:
             raise ValueError(f"tensor {name!r} has a malformed size/stride record")
         if min(value.size, default=1) > 0:
             last = value.offset + sum((s - 1) * st for s, st in zip(value.size, value.stride))
             if value.offset < 0 or last >= base.size:
                 raise ValueError(f"tensor {name!r} reaches past its storage")
+        numel = math.prod(value.size)
+        if numel > base.size - value.offset:  # e.g. a stride of 0: an expanded tensor
+            raise ValueError(
+                f"tensor {name!r} of shape {value.size} (stride {value.stride}) has {numel} "
+                f"elements, more than the {base.size - value.offset} its storage holds from "
+                f"offset {value.offset}; refusing to expand it"
+            )
         arr = np.lib.stride_tricks.as_strided(
             base[value.offset:],
             shape=value.size,

@@ -39,12 +39,19 @@ from numba import njit
 __all__ = ["gaussian_profiles", "kde_accumulate", "kde_map", "render_masks"]
 
 
+#: Smallest width the profiles use (its square is still a normal float64).
+_MIN_SIGMA = 1e-150
+
+
 @njit(cache=True, nogil=True)
 def _profiles(centres: np.ndarray, sigmas: np.ndarray, size: int, out: np.ndarray) -> None:
     step = 1.0 / (size - 1) if size > 1 else 0.0
     for k in range(centres.shape[0]):
         c = centres[k]
-        inv = 1.0 / (2.0 * sigmas[k] * sigmas[k])
+        # a width below 1e-150 would square to 0 (a division by zero); any width far below
+        # one grid step gives the same one-point profile, so it is raised to that floor
+        s = max(sigmas[k], _MIN_SIGMA)
+        inv = 1.0 / (2.0 * s * s)
         nearest = np.inf
         for j in range(size):
             d = j * step - c
