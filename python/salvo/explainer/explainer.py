@@ -11,6 +11,14 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
+from salvo._checks import (
+    as_real_array,
+    check_flag,
+    check_int,
+    check_number,
+    check_progress,
+    fit_dtype,
+)
 from salvo.common import (
     BLACKBOX_METHODS,
     SALIENCY_MAP_OUTPUT_NAME,
@@ -19,10 +27,11 @@ from salvo.common import (
     Method,
     Task,
 )
+from salvo.errors import IgnoredArgumentWarning
 from salvo.explainer.explanation import Explanation
 from salvo.inference import InferenceEngine, check_device, read_model
 from salvo.methods.whitebox.insert import METHOD_KWARGS as WHITEBOX_KWARGS
-from salvo.targets import resolve_targets
+from salvo.targets import check_label_names, resolve_targets
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +90,48 @@ def _boxes_to_image(predictions: dict, input_size: Any, image: Any) -> dict:
     return out
 
 
+def _with_input_shape(model: ov.Model, input_shape: Any) -> tuple[ov.Model, tuple[int, ...]]:
+    """A copy of ``model`` whose input has the per-item shape ``input_shape`` (batch kept)."""
+    port = model.inputs[0] if len(model.inputs) == 1 else None
+    if port is None:
+        raise ValueError(
+            f"model has {len(model.inputs)} inputs; salvo explains models with one image input"
+        )
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Iterable):
+        raise ValueError(
+            f"input_shape must be the per-item input shape without the batch dimension (a "
+            f"tuple of ints such as (3, 224, 224)), got {input_shape!r}"
+        )
+    item = tuple(check_int(d, "input_shape dimensions", minimum=1) for d in input_shape)
+    pshape = port.get_partial_shape()
+    if pshape.rank.is_dynamic:
+        raise ValueError("the model input has a dynamic rank; give it a static rank first")
+    rank = pshape.rank.get_length()
+    if len(item) != rank - 1:
+        raise ValueError(
+            f"input_shape must have {rank - 1} dimensions (the model input is {pshape}; "
+            f"without the batch dimension), got {tuple(input_shape)!r}"
+        )
+    for i, (dim, want) in enumerate(zip(list(pshape)[1:], item)):
+        if dim.is_static and dim.get_length() != want:
+            raise ValueError(
+                f"input_shape {item} does not fit the model input {pshape}: dimension {i + 1} "
+                f"is fixed to {dim.get_length()}"
+            )
+    if all(d.is_static for d in list(pshape)[1:]):
+        return model, item
+    copy = model.clone()
+    try:
+        copy.reshape({copy.inputs[0]: ov.PartialShape([pshape[0], *item])})
+    except Exception as exc:
+        from salvo.inference import openvino_cause
+
+        raise ValueError(
+            f"the model cannot take input_shape {item}: {openvino_cause(exc)}"
+        ) from exc
+    return copy, item
+
+
 def identity(x: Any) -> Any:
     """The default ``preprocess_fn``: the input is already what the model takes."""
     return x
@@ -131,6 +182,12 @@ class Explainer:
         Min-max scale white-box maps to uint8 inside the graph.
     device_name
         Any OpenVINO device string (``CPU``, ``GPU.1``, ``AUTO``, ``MULTI:…``, ``HETERO:…``).
+    input_shape
+        Per-item input shape without the batch dimension, e.g. ``(3, 224, 224)``, for a model
+        whose input has dynamic dimensions (``[?,3,?,?]``): the Explainer works on a copy of the
+        model reshaped to it (the batch dimension is kept as it is), so white-box insertion and
+        every engine see static dimensions. Dimensions the model fixes must match. ``None``
+        (default): the model's own shape, which must then be static apart from the batch.
     **method_kwargs
         Method parameters (``preset``, ``num_masks``, …); they can also be given per call.
     """
@@ -146,10 +203,18 @@ class Explainer:
         target_layer: str | Sequence[str] | None = None,
         embed_scaling: bool = True,
         device_name: str = "CPU",
+        input_shape: Sequence[int] | None = None,
         **method_kwargs: Any,
     ) -> None:
+        from salvo.methods.whitebox.insert import check_target_layer
+
         _check_kwargs(method_kwargs, "Explainer()")
+        if "progress" in method_kwargs:
+            check_progress(method_kwargs["progress"])
         self.model = read_model(model)
+        self.input_shape: tuple[int, ...] | None = None
+        if input_shape is not None:
+            self.model, self.input_shape = _with_input_shape(self.model, input_shape)
         self.task = _as_enum(Task, task, "task")
         self.explain_mode = _as_enum(ExplainMode, explain_mode, "explain_mode")
         requested = None if explain_method is None else _as_enum(
@@ -170,8 +235,10 @@ class Explainer:
             )
         self.preprocess_fn = preprocess_fn
         self.postprocess_fn = postprocess_fn
-        self.target_layer = target_layer
-        self.embed_scaling = bool(embed_scaling)
+        self.target_layer = check_target_layer(target_layer)
+        # None as the reference toolkit's signature allows it: no scaling
+        self.embed_scaling = embed_scaling is not None and check_flag(embed_scaling,
+                                                                      "embed_scaling")
         self.method_kwargs = dict(method_kwargs)
 
         if len(self.model.inputs) != 1:
@@ -278,7 +345,7 @@ class Explainer:
         from salvo.methods.blackbox import ENGINE_KEYS
 
         engine = {k: v for k, v in kwargs.items() if k in ENGINE_KEYS}
-        progress = bool(kwargs.get("progress", True))
+        progress = check_progress(kwargs.get("progress"))
         params = {k: v for k, v in kwargs.items()
                   if k not in ENGINE_KEYS and k != "progress"}
         return engine, params, progress
@@ -302,7 +369,7 @@ class Explainer:
                 f"keyword argument(s) {', '.join(map(repr, foreign))} do not apply to "
                 f"{self.explain_method.name} ({self.explain_mode.name.lower()} mode) and are "
                 "ignored",
-                UserWarning,
+                IgnoredArgumentWarning,
                 stacklevel=3,
             )
 
@@ -326,10 +393,16 @@ class Explainer:
         _check_kwargs(method_kwargs, "Explainer.__call__()")
         if method_kwargs:
             self._warn_foreign_kwargs(method_kwargs)
-        if label_names is not None:
-            label_names = list(label_names)
-        if not (0.0 <= float(overlay_weight) <= 1.0):
-            raise ValueError(f"overlay_weight must be in [0, 1], got {overlay_weight!r}")
+        label_names = check_label_names(label_names)
+        overlay_weight = check_number(overlay_weight, "overlay_weight", minimum=0.0, maximum=1.0)
+        scaling, resize, colormap, overlay = (
+            check_flag(value, name) for value, name in ((scaling, "scaling"), (resize, "resize"),
+                                                        (colormap, "colormap"),
+                                                        (overlay, "overlay"))
+        )
+        check_flag(overlay_prediction, "overlay_prediction")
+        if "progress" in method_kwargs:
+            check_progress(method_kwargs["progress"])
         x = self._preprocess(data)
         if self._blackbox is not None:
             kwargs = {**self.method_kwargs, **method_kwargs}
@@ -360,8 +433,20 @@ class Explainer:
         )
 
     def _preprocess(self, data: Any) -> np.ndarray:
-        x = self.preprocess_fn(data)
-        x = np.asarray(x)
+        """``preprocess_fn(data)`` as one model input ``(1, …)`` in the model's element type.
+
+        Raises
+        ------
+        ValueError
+            A ragged list, a shape the model does not take, more than one image, NaN or
+            infinity, or values that do not fit the model's element type (floats in [0, 1] or
+            with fractions for a uint8 input, integers outside 0..255, …; see
+            :func:`salvo._checks.fit_dtype`).
+        TypeError
+            Not real numbers.
+        """
+        what = "the preprocessed input"
+        x = as_real_array(self.preprocess_fn(data), what)
         port = self.model.inputs[0]
         pshape = port.get_partial_shape()
         rank = pshape.rank.get_length()
@@ -369,32 +454,25 @@ class Explainer:
             x = x[None]
         if x.ndim != rank:
             raise ValueError(
-                f"the preprocessed input has shape {x.shape}, but the model input "
+                f"{what} has shape {x.shape}, but the model input "
                 f"{port.get_any_name()!r} expects {pshape}; check preprocess_fn"
             )
         if x.shape[0] != 1:
             raise ValueError(
-                f"the preprocessed input has batch size {x.shape[0]}; salvo explains one image "
+                f"{what} has batch size {x.shape[0]}; salvo explains one image "
                 "per call (use a loop, or explain_many)"
             )
         for i, dim in enumerate(pshape):
             if dim.is_static and dim.get_length() != x.shape[i] and i > 0:
                 raise ValueError(
-                    f"the preprocessed input has shape {x.shape}, but the model input "
+                    f"{what} has shape {x.shape}, but the model input "
                     f"{port.get_any_name()!r} expects {pshape}; check preprocess_fn"
                 )
-        if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
-            raise ValueError("the preprocessed input contains NaN or infinite values")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise ValueError(f"{what} contains NaN or infinite values")
         want = np.dtype(port.get_element_type().to_dtype())
-        if x.dtype != want:
-            if want == np.uint8 and np.issubdtype(x.dtype, np.floating):
-                if x.min() < 0 or x.max() > 255:
-                    raise ValueError(
-                        f"the model input is uint8 but the preprocessed input is {x.dtype} with "
-                        f"values in [{x.min():g}, {x.max():g}]"
-                    )
-            x = x.astype(want)
-        return x
+        return fit_dtype(x, want, name=what,
+                         target=f"the model input {port.get_any_name()!r}")
 
     def _explain_whitebox(
         self, x: np.ndarray, targets: Any, label_names: list[str] | None

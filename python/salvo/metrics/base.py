@@ -20,6 +20,7 @@ import numpy as np
 import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
+from salvo._checks import as_real_array, fit_dtype
 from salvo.inference import InferenceEngine, read_model
 from salvo.methods.blackbox.base import Scorer
 
@@ -261,23 +262,57 @@ class BaseMetric(ABC):
             raise ValueError(f"{type(self).__name__} was built without a model")
         return self.engine
 
+    def _preprocessed(self, raw: np.ndarray) -> np.ndarray:
+        try:
+            x = self.preprocess_fn(raw)
+        except ValueError as exc:
+            if "read-only" in str(exc):
+                raise ValueError(
+                    "preprocess_fn tried to modify the image it was given in place; it must "
+                    "return a new array"
+                ) from exc
+            raise
+        return as_real_array(x, "the preprocessed image (what preprocess_fn returned)")
+
+    def check_input_images(self, images: Sequence[Any], names: Sequence[str]) -> None:
+        """Check that the user's images, preprocessed, fit the model input's element type.
+
+        For an integer input (``uint8``) the preprocessed image must hold whole numbers in its
+        range: a float image in [0, 1] or with fractions is an error naming the range, not
+        a picture truncated to black. (The perturbed images a metric builds from a checked
+        image, such as ADCC's ``image * map``, are rounded to the nearest integer.) Float
+        inputs need no check here. Each distinct image object is checked once.
+
+        Raises
+        ------
+        ValueError
+            A value that does not fit, naming the image.
+        """
+        engine = self.engine
+        if engine is None or engine.input.dtype.kind not in "iu":
+            return
+        seen: set[int] = set()
+        for image, name in zip(images, names):
+            if id(image) in seen:
+                continue
+            seen.add(id(image))
+            x = self._preprocessed(image)
+            if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+                raise ValueError(f"{name}, preprocessed, contains NaN or infinity")
+            fit_dtype(x, engine.input.dtype, name=f"{name} (after preprocess_fn)",
+                      target=f"the model input {engine.input.name!r}")
+
     def _writer(self, engine: InferenceEngine) -> Callable[[np.ndarray, np.ndarray, int], None]:
-        """``write(raw_image, out, j)``: preprocess one image into ``out[j]`` (checked once)."""
+        """``write(raw_image, out, j)``: preprocess one image into ``out[j]`` (shape checked
+        once); values that do not fit the input's element type are an error (fractions are
+        rounded for integer inputs: the images written are the metric's perturbed images)."""
         item_shape = tuple(engine.input.shape[1:])
-        out_int = np.issubdtype(engine.input.dtype, np.integer)
+        target = f"the model input {engine.input.name!r}"
         checked = False
 
         def write(raw: np.ndarray, out: np.ndarray, j: int) -> None:
             nonlocal checked
-            try:
-                x = np.asarray(self.preprocess_fn(raw))
-            except ValueError as exc:
-                if "read-only" in str(exc):
-                    raise ValueError(
-                        "preprocess_fn tried to modify the image it was given in place; it must "
-                        "return a new array"
-                    ) from exc
-                raise
+            x = self._preprocessed(raw)
             if not checked:
                 shape = tuple(x.shape)
                 if shape != item_shape and shape != (1, *item_shape):
@@ -288,11 +323,10 @@ class BaseMetric(ABC):
                     )
                 checked = True
             x = x.reshape(item_shape)
-            if out_int and not np.issubdtype(x.dtype, np.integer):
-                info = np.iinfo(engine.input.dtype)
-                np.clip(np.rint(x), info.min, info.max, out=out[j], casting="unsafe")
-            else:
-                out[j] = x
+            if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+                raise ValueError("a preprocessed image contains NaN or infinity")
+            out[j] = fit_dtype(x, engine.input.dtype, name="a preprocessed image",
+                               target=target, round_fractions=True)
 
         return write
 

@@ -14,6 +14,7 @@ from os import PathLike
 
 import openvino as ov
 
+from salvo._checks import check_flag
 from salvo.common import Method, Task
 from salvo.methods.whitebox.activation_map import activation_map_branch
 from salvo.methods.whitebox.base import (
@@ -35,7 +36,7 @@ from salvo.methods.whitebox.vit_recipro_cam import vit_recipro_cam_branch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["METHOD_KWARGS", "insert_xai", "resolve_whitebox_method"]
+__all__ = ["METHOD_KWARGS", "check_target_layer", "insert_xai", "resolve_whitebox_method"]
 
 #: Keyword arguments each white-box method accepts (besides target_layer / embed_scaling).
 METHOD_KWARGS: dict[Method, frozenset[str]] = {
@@ -166,6 +167,26 @@ def _detection_heads(model_a: ov.Model, gi: GraphIndex, target_layer: object) ->
     return heads
 
 
+def check_target_layer(target_layer: object) -> str | list[str] | None:
+    """``target_layer`` checked: ``None``, a node name, or a non-empty list of node names.
+
+    Raises
+    ------
+    TypeError
+        Anything else (a layer number, say), naming the value.
+    """
+    if target_layer is None or isinstance(target_layer, str):
+        return target_layer
+    if isinstance(target_layer, (list, tuple)) and target_layer and all(
+        isinstance(name, str) for name in target_layer
+    ):
+        return list(target_layer)
+    raise TypeError(
+        "target_layer must be the friendly name of a node (str) or, for detection, a list of "
+        f"the class-score heads' names; got {target_layer!r:.80} ({type(target_layer).__name__})"
+    )
+
+
 def insert_xai(
     model: ov.Model | str | PathLike,
     task: Task | str,
@@ -218,9 +239,13 @@ def insert_xai(
         The branch could not be built (no target found, head not batchable, ...).
     """
     if isinstance(model, (str, PathLike)):
-        model = ov.Core().read_model(str(model))
+        from salvo.inference import read_model
+
+        model = read_model(model)
     if not isinstance(model, ov.Model):
         raise TypeError(f"model must be an openvino.Model or a path, got {type(model).__name__}")
+    target_layer = check_target_layer(target_layer)
+    embed_scaling = check_flag(embed_scaling, "embed_scaling")
     if has_saliency_output(model):
         logger.info("The model already has a saliency_map output; returning it unchanged.")
         return model
