@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from salvo._checks import check_flag, check_number, check_progress
 from salvo.common import Task
+from salvo.errors import IgnoredArgumentWarning
 from salvo.explainer.explanation import Explanation
-from salvo.targets import resolve_targets
+from salvo.targets import check_label_names, resolve_targets
 from salvo.visualization import PER_IMAGE_MAP_KEY, process_saliency_maps
 
 if TYPE_CHECKING:
@@ -199,12 +201,17 @@ def split_call_kwargs(
         warnings.warn(
             f"keyword argument(s) {', '.join(map(repr, foreign))} do not apply to "
             f"{explainer.explain_method.name} and are ignored",
-            UserWarning,
+            IgnoredArgumentWarning,
             stacklevel=3,
         )
-    weight = vis.get("overlay_weight", 0.5)
-    if not isinstance(weight, (int, float, np.integer, np.floating)) or not 0 <= weight <= 1:
-        raise ValueError(f"overlay_weight must be a number in [0, 1], got {weight!r}")
+    if "overlay_weight" in vis:
+        vis["overlay_weight"] = check_number(vis["overlay_weight"], "overlay_weight",
+                                             minimum=0.0, maximum=1.0)
+    for flag in ("scaling", "resize", "colormap", "overlay", "overlay_prediction"):
+        if flag in vis:
+            vis[flag] = check_flag(vis[flag], flag)
+    if "label_names" in vis:
+        vis["label_names"] = check_label_names(vis["label_names"])
     return vis, method
 
 
@@ -687,8 +694,9 @@ def explain_many(
         ``postprocess_fn``.
     **call_kwargs
         The keywords of an Explainer call. ``original_input_image`` may be one image for all, or
-        a list/tuple with one image (or ``None``) per input. ``progress`` (default True) shows one
-        bar over all images. ``pack=False`` explains one image at a time (for comparisons).
+        a list/tuple with one image (or ``None``) per input. ``progress`` shows one bar over
+        all images on stderr: ``True`` always, ``False`` never, ``None`` (default) only when
+        stderr is a terminal. ``pack=False`` explains one image at a time (for comparisons).
 
     Returns
     -------
@@ -706,14 +714,14 @@ def explain_many(
     """
     kwargs = dict(call_kwargs)
     original = kwargs.pop("original_input_image", None)
-    show = kwargs.pop("progress", True)
+    show = check_progress(kwargs.pop("progress", None))
     pack = kwargs.pop("pack", None)
     vis, method_kwargs = split_call_kwargs(explainer, kwargs)
     label_names = vis.pop("label_names", None)
-    if label_names is not None:
-        label_names = list(label_names)
-    if not (callable(targets) or targets is None or isinstance(targets, (int, str, np.integer))):
-        targets = list(targets)
+    if isinstance(targets, Iterable) and not isinstance(
+        targets, (str, bytes, bytearray, np.ndarray, Mapping, set, frozenset)
+    ):
+        targets = list(targets)  # a generator is read once, for every image
     if explainer.task is not Task.CLASSIFICATION and callable(targets):
         raise ValueError("targets as a function of class scores is for classification")
     per_image = isinstance(original, (list, tuple))
@@ -738,10 +746,12 @@ def explain_many(
     def generate() -> Iterator[Explanation]:
         bar = None
         step = None
-        if show:
+        if show is not False:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=num_jobs, desc="explain", unit="img", delay=1.0, leave=False)
+            # disable=None: only when stderr is a terminal (no carriage-return frames in logs)
+            bar = tqdm(total=num_jobs, desc="explain", unit="img", delay=1.0, leave=False,
+                       disable=None if show is None else False)
             step = bar.update
         try:
             for result in explain_stream(explainer, jobs(), targets, label_names=label_names,

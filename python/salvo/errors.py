@@ -18,3 +18,42 @@ class SalvoWarning(UserWarning):
 class UninformativeMapWarning(SalvoWarning):
     """A saliency map carries no information: the scores it is made of did not vary (beyond
     floating-point resolution) over the perturbations, or the search objective was flat."""
+
+
+class LongRunWarning(SalvoWarning):
+    """An explanation will take many model inferences (said before it starts, with the number
+    and how to lower it), or, once its first batches have run, an estimate of the time left."""
+
+
+class IgnoredArgumentWarning(SalvoWarning):
+    """A keyword argument was given that does not apply here and is ignored."""
+
+
+class PostprocessWarning(SalvoWarning):
+    """``postprocess_fn`` returned something salvo had to work around (e.g. one image's scores
+    for a whole batch, so it is called one item at a time)."""
+
+
+class DetectionBoxWarning(SalvoWarning):
+    """A detection box is not explained as given: it is empty, lies outside the image, was
+    clipped to it, the boxes look normalised while salvo expects input pixels, or the model
+    found no box to explain."""
+
+
+class MetricWarning(SalvoWarning):
+    """A metric value is a convention rather than a measurement (e.g. the correlation of a
+    constant map), or maps were left out of it."""
+
+
+class PlotWarning(SalvoWarning):
+    """``Explanation.plot`` shows fewer maps than were asked for."""
+
+
+__all__ += [
+    "DetectionBoxWarning",
+    "IgnoredArgumentWarning",
+    "LongRunWarning",
+    "MetricWarning",
+    "PlotWarning",
+    "PostprocessWarning",
+]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 import pytest
 from salvo.common import Method, Task
+from salvo.errors import DetectionBoxWarning, PostprocessWarning
 from salvo.kernels.gaussian import render_masks
 from salvo.methods.blackbox import method_class
 from salvo.methods.blackbox.aise import (
@@ -345,14 +344,15 @@ def test_no_boxes_gives_an_empty_explanation(planted, model, cls):
         return boxes[:, :0], scores[:, :0], labels[:, :0]
 
     method = cls(model, make_detector(planted, edit=nothing), precision=F32, progress=False)
-    result = method.explain(planted_image(planted, "uniform"), -1)
+    with pytest.warns(DetectionBoxWarning, match="found no box on this image"):
+        result = method.explain(planted_image(planted, "uniform"), -1)
     assert result.maps.shape == (0, SIZE, SIZE)
     assert result.targets == [] and result.predictions == {} and result.num_inferences == 1
     with pytest.raises(ValueError, match="found no boxes"):
         method.explain(planted_image(planted, "uniform"), [0])
 
 
-def test_degenerate_and_outside_boxes_are_skipped_with_a_warning(planted, model, caplog):
+def test_degenerate_and_outside_boxes_are_skipped_with_a_warning(planted, model):
     def damage(boxes, scores, labels):
         boxes[:, 1] = [50, 30, 40, 20]  # x2 < x1: empty
         boxes[:, 2] = [-30, 40, -10, 52]  # left of the image
@@ -360,26 +360,26 @@ def test_degenerate_and_outside_boxes_are_skipped_with_a_warning(planted, model,
 
     method = AISEDetection(model, make_detector(planted, edit=damage), precision=F32,
                            progress=False)
-    with caplog.at_level(logging.WARNING, logger="salvo.methods.blackbox.aise"):
+    with pytest.warns(DetectionBoxWarning) as record:
         result = method.explain(planted_image(planted, "uniform"), -1,
                                 num_iterations_per_kernel=3)
     assert result.targets == [0] and result.maps.shape == (1, SIZE, SIZE)
-    text = caplog.text
+    text = "\n".join(str(w.message) for w in record)
     assert "skipping box 1 (x1=50, y1=30, x2=40, y2=20)" in text
     assert "skipping box 2" in text and "outside" in text
 
 
-def test_boxes_past_the_border_are_clipped_with_a_warning(planted, model, caplog):
+def test_boxes_past_the_border_are_clipped_with_a_warning(planted, model):
     def stretch(boxes, scores, labels):
         boxes[:, 0, 2] = 70.0  # box 0 ends 14 px right of the image
         return boxes, scores, labels
 
     method = AISEDetection(model, make_detector(planted, edit=stretch), precision=F32,
                            progress=False)
-    with caplog.at_level(logging.WARNING, logger="salvo.methods.blackbox.aise"):
+    with pytest.warns(DetectionBoxWarning, match=r"box 0 \(x1=32, y1=0, x2=70, y2=24\) extends "
+                      "past"):
         result = method.explain(planted_image(planted, "uniform"), [0],
                                 num_iterations_per_kernel=3)
-    assert "box 0 (x1=32, y1=0, x2=70, y2=24) extends past" in caplog.text
     assert result.predictions[0].bounding_box[2] == 70.0  # reported as the model gave it
     assert result.extra["history"][0, :, :, 0].max() <= 1.0
 
@@ -412,14 +412,13 @@ def test_detection_targets_are_box_indices(planted, detector):
     assert result.targets == [2] and result.num_inferences == 1 + 3 * 2
 
 
-def test_single_image_postprocess_falls_back_to_one_image_at_a_time(planted, model, caplog):
+def test_single_image_postprocess_falls_back_to_one_image_at_a_time(planted, model):
     method = AISEDetection(model, make_detector(planted, batch_one=True), precision=F32,
                            batch_size=8, progress=False)
     reference = AISEDetection(model, make_detector(planted), precision=F32, batch_size=8,
                               progress=False)
     x = planted_image(planted, "uniform")
-    with caplog.at_level(logging.WARNING, logger="salvo.methods.blackbox.aise"):
+    with pytest.warns(PostprocessWarning, match="one image at a time"):
         result = method.explain(x, [1], num_iterations_per_kernel=9)
-    assert "one image at a time" in caplog.text
     expected = reference.explain(x, [1], num_iterations_per_kernel=9)
     np.testing.assert_array_equal(result.maps, expected.maps)

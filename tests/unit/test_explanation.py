@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from salvo.common import Method, Task  # noqa: E402
+from salvo.errors import PlotWarning  # noqa: E402
 from salvo.explainer import explanation as explanation_module  # noqa: E402
 from salvo.explainer.explanation import Explanation, Prediction  # noqa: E402
 
@@ -223,17 +224,17 @@ def test_plot_matplotlib_grid_and_titles():
     assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == (2, 4)
 
 
-def test_plot_selected_targets_and_limit(caplog):
+def test_plot_selected_targets_and_limit():
     e = Explanation({i: rgb_map(i) for i in range(30)})
     e.plot(targets=[4, np.int64(2)])
     assert [ax.get_title() for ax in plt.gcf().axes] == ["Class 4", "Class 2"]
     plt.close("all")
-    with caplog.at_level(logging.WARNING):
+    with pytest.warns(PlotWarning, match="plotting the first 3"):
         e.plot(max_num_plots=3)
     assert [ax.get_title() for ax in plt.gcf().axes] == ["Class 0", "Class 1", "Class 2"]
-    assert "plotting the first 3" in caplog.text
     plt.close("all")
-    e.plot()  # default limit 24
+    with pytest.warns(PlotWarning, match="30 saliency maps requested, plotting the first 24"):
+        e.plot()  # default limit 24
     assert len(plt.gcf().axes) == 24
 
 
@@ -266,6 +267,8 @@ def test_plot_cv_shows_bgr(explanation, monkeypatch):
     monkeypatch.setattr(cv2, "imshow", lambda title, img: shown.append((title, img.copy())))
     monkeypatch.setattr(cv2, "waitKey", lambda delay=0: -1)
     monkeypatch.setattr(cv2, "destroyWindow", lambda title: None)
+    monkeypatch.setattr(explanation_module, "_opencv_gui", lambda: "QT5")
+    monkeypatch.setenv("DISPLAY", ":0")  # windows are mocked; the display check must pass
     explanation.plot(backend="cv", targets=[3, 12])
     assert [t for t, _ in shown] == ["Class 3", "Class 12"]
     np.testing.assert_array_equal(shown[0][1], explanation.saliency_map[3][:, :, ::-1])

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import cv2
 import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 import pytest
 
+from salvo.errors import PostprocessWarning
 from salvo.methods.blackbox.rise import RISE, resolve_params
 from salvo.planted import batchable, planted_cnn, planted_image
 
@@ -161,14 +160,14 @@ def test_bad_postprocess_outputs_are_clear_errors(planted, model):
         rise.run(x, [3], resolve_params(num_masks=64))
 
 
-def test_single_item_postprocess_falls_back_with_one_warning(planted, model, caplog):
+def test_single_item_postprocess_falls_back_with_one_warning(planted, model):
     x = planted_image(planted, "random", seed=2)
     params = resolve_params(num_masks=96, num_cells=5)
     batched = RISE(model, logits, precision=F32, batch_size=8, progress=False).run(x, None, params)
     first_only = RISE(model, lambda o: o[0][:1], precision=F32, batch_size=8, progress=False)
-    with caplog.at_level(logging.WARNING):
+    with pytest.warns(PostprocessWarning) as record:
         result = first_only.run(x, None, params)
-    assert caplog.text.count("one item at a time") == 1
+    assert sum("one item at a time" in str(w.message) for w in record) == 1
     assert np.array_equal(result.maps, batched.maps)
 
 

@@ -10,7 +10,9 @@ import logging
 import math
 import os
 import re
+import sys
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from salvo.common import Method, Task
+from salvo.errors import PlotWarning
 from salvo.visualization import PER_IMAGE_MAP_KEY, normalise_target_key, scale_to_uint8
 
 logger = logging.getLogger(__name__)
@@ -27,6 +30,40 @@ __all__ = ["Explanation", "Prediction"]
 _PLOT_BACKENDS = ("matplotlib", "cv")
 # Characters that separate paths or are not allowed in file names on common systems.
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+def _opencv_gui() -> str:
+    """The GUI backend OpenCV was built with (``"NONE"`` for headless builds)."""
+    import cv2
+
+    for line in cv2.getBuildInformation().splitlines():
+        key, _, value = line.strip().partition(":")
+        if key.strip() == "GUI":
+            return value.strip() or "NONE"
+    return "UNKNOWN"
+
+
+def _check_cv_display() -> None:
+    """Raise instead of letting ``cv2.imshow`` abort the process on a machine without display."""
+    alternative = (
+        'use backend="matplotlib" (with a non-interactive matplotlib backend it draws '
+        "without showing), or save() the maps"
+    )
+    gui = _opencv_gui()
+    if gui.upper() in ("NONE", "NO"):
+        raise RuntimeError(
+            "Explanation.plot(backend='cv') needs OpenCV's GUI (highgui), but this OpenCV was "
+            f"built without one (opencv-python-headless?); {alternative}"
+        )
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        qpa = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
+        offscreen = gui.upper().startswith("QT") and qpa in ("offscreen", "minimal", "vnc",
+                                                             "eglfs", "linuxfb")
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or offscreen):
+            raise RuntimeError(
+                "Explanation.plot(backend='cv') needs a display to open windows, but neither "
+                f"DISPLAY nor WAYLAND_DISPLAY is set (a headless machine?); {alternative}"
+            )
 
 
 class Prediction(NamedTuple):
@@ -107,8 +144,8 @@ class Explanation:
     task
         :class:`salvo.common.Task` (or its value).
     label_names
-        Class names indexed by class index; used for file names and plot titles
-        (classification).
+        Class names indexed by class index (a list of str, or an ``{index: name}`` dict);
+        used for file names and plot titles (classification).
     predictions
         ``{target: Prediction(label, score, bounding_box)}``; tuples are converted.
     num_inferences
@@ -140,11 +177,9 @@ class Explanation:
     ) -> None:
         self._task = task if isinstance(task, Task) else Task(task)
         self._method = method if method is None or isinstance(method, Method) else Method(method)
-        if label_names is not None:
-            if isinstance(label_names, (str, bytes)):
-                raise TypeError("label_names must be a sequence of names, not a single string")
-            label_names = [str(name) for name in label_names]
-        self._label_names: list[str] | None = label_names
+        from salvo.targets import check_label_names
+
+        self._label_names: list[str] | None = check_label_names(label_names)
         if isinstance(num_inferences, (bool, np.bool_)) or not isinstance(
             num_inferences, (int, np.integer)
         ):
@@ -409,7 +444,8 @@ class Explanation:
             ``"matplotlib"``: a grid of subplots titled ``"Class {name} ({index})"``
             (``"Class {index}"`` without label names, ``"Activation map"`` for the per-image
             map), shown with ``plt.show()``; matplotlib is imported only here.
-            ``"cv"``: one ``cv2.imshow`` window per map, each waiting for a key.
+            ``"cv"``: one ``cv2.imshow`` window per map, each waiting for a key (needs a
+            display).
         max_num_plots
             At most this many maps are shown (the first ones, with a warning).
         num_columns
@@ -421,6 +457,11 @@ class Explanation:
             Unknown backend, targets not in the explanation, non-positive counts.
         ImportError
             ``backend="matplotlib"`` without matplotlib installed.
+        RuntimeError
+            ``backend="cv"`` where OpenCV cannot open a window: no display (neither
+            ``DISPLAY`` nor ``WAYLAND_DISPLAY`` is set on Linux) or an OpenCV built without
+            a GUI (``opencv-python-headless``). Checked before any window is opened, as
+            OpenCV's Qt backend would otherwise abort the process.
         """
         if backend not in _PLOT_BACKENDS:
             raise ValueError(f"unknown plot backend {backend!r}; use one of {list(_PLOT_BACKENDS)}")
@@ -429,16 +470,19 @@ class Explanation:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         selected = self._select(targets)
         if len(selected) > max_num_plots:
-            logger.warning(
-                "%d saliency maps requested, plotting the first %d (raise max_num_plots to see "
-                "more)",
-                len(selected),
-                max_num_plots,
+            warnings.warn(
+                f"{len(selected)} saliency maps requested, plotting the first {max_num_plots} "
+                "(raise max_num_plots, or pass targets=[...], to see others)",
+                PlotWarning,
+                stacklevel=2,
             )
             selected = selected[: int(max_num_plots)]
         if not selected:
-            logger.warning("no saliency maps to plot")
+            warnings.warn("no saliency maps to plot: the explanation holds none", PlotWarning,
+                          stacklevel=2)
             return
+        if backend == "cv":
+            _check_cv_display()
         if backend == "matplotlib":
             self._plot_matplotlib(selected, int(num_columns))
         else:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from salvo.errors import IgnoredArgumentWarning, MetricWarning
 from salvo.metrics.base import (
     PER_IMAGE_MAP_KEY,
     BaseMetric,
@@ -41,7 +43,8 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of two equally shaped arrays, in float64.
 
     A constant array has no defined correlation; salvo defines it as 0.0 (coherency 0.5) and
-    logs a WARNING, where SciPy's ``pearsonr`` (the reference) returns NaN.
+    warns (:class:`~salvo.errors.MetricWarning`), where SciPy's ``pearsonr`` (the reference)
+    returns NaN.
     """
     x = np.asarray(a, np.float64).ravel()
     y = np.asarray(b, np.float64).ravel()
@@ -50,9 +53,10 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     y = y - y.mean()
     denom = math.sqrt(float(x @ x) * float(y @ y))
     if constant or denom == 0.0:
-        logger.warning(
+        warnings.warn(
             "ADCC coherency: a saliency map is constant, its correlation is undefined; "
-            "using 0 (coherency 0.5)"
+            "using 0 (coherency 0.5)",
+            MetricWarning, stacklevel=2,
         )
         return 0.0
     return float(np.clip((x @ y) / denom, -1.0, 1.0))
@@ -236,6 +240,7 @@ class ADCC(BaseMetric):
         """
         cls = check_class_idx(class_idx)
         smap, image = self._unit_map(saliency_map, input_image, "saliency_map", "input_image")
+        self.check_input_images([image], ["input_image"])
         masked = _masked(image, smap)
         self.num_inferences = 0
         self.explainer_inferences = 0
@@ -264,7 +269,8 @@ class ADCC(BaseMetric):
             ``{"adcc", "coherency", "complexity", "average_drop"}`` floats.
         """
         if kwargs:
-            logger.warning("ADCC.evaluate ignores keyword argument(s) %s", sorted(kwargs))
+            warnings.warn(f"ADCC.evaluate ignores keyword argument(s) {sorted(kwargs)}",
+                          IgnoredArgumentWarning, stacklevel=2)
         walked = list(explanation_maps(explanations))
         check_same_length(explanations, input_images, "input_images")
         if not walked:
@@ -283,6 +289,8 @@ class ADCC(BaseMetric):
             classes.append(target_of(key))
             owners.append(i)
         image_ids = sorted(checked)
+        self.check_input_images([checked[i] for i in image_ids],
+                                [f"input_images[{i}]" for i in image_ids])
         slot = {i: n for n, i in enumerate(image_ids)}
 
         def masked(m: int) -> np.ndarray:

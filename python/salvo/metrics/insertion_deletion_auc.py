@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from salvo.errors import IgnoredArgumentWarning
 from salvo.metrics.base import (
     BaseMetric,
     check_class_idx,
@@ -287,6 +288,10 @@ class InsertionDeletionAUC(BaseMetric):
             images.append(np.ascontiguousarray(image))
             counts.append(np.arange(steps + 1, dtype=np.int64) * smap.size // steps)
 
+        self.check_input_images(
+            [input_images[m] for m in range(num)],
+            [f"input_images[{m}]" if num > 1 else "input_image" for m in range(num)],
+        )
         per_map = 2 * (steps + 1)
         curves = np.zeros((num, 2, steps + 1), np.float32)
         builder = _StepImages(maps, images, counts, steps)
@@ -377,6 +382,6 @@ def _warn_ignored(kwargs: dict[str, Any]) -> None:
     if kwargs:
         warnings.warn(
             f"InsertionDeletionAUC ignores keyword argument(s) {sorted(kwargs)}",
-            UserWarning,
+            IgnoredArgumentWarning,
             stacklevel=3,
         )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from salvo.errors import MetricWarning
 from salvo.metrics.base import (
     PER_IMAGE_MAP_KEY,
     BaseMetric,
@@ -130,6 +132,7 @@ class PointingGame(BaseMetric):
         check_same_length(explanations, gt_bboxes, "gt_bboxes")
         hits = 0.0
         scored = 0
+        skipped: list[str] = []
         for i, key, smap, explanation in maps:
             image_boxes = gt_bboxes[i]
             if not isinstance(image_boxes, Mapping):
@@ -157,14 +160,24 @@ class PointingGame(BaseMetric):
                         "No ground-truth bbox for %s saliency map. Skip pointing game "
                         "evaluation for this saliency map.", where,
                     )
+                    skipped.append(f"explanations[{i}][{key!r}] ({where})")
                     continue
                 boxes = image_boxes[where]
             hits += self(smap, boxes)["pointing_game"]
             scored += 1
         if scored == 0:
-            logger.warning(
+            warnings.warn(
                 "pointing game: no saliency map had ground-truth boxes for its class; "
-                "returning 0.0"
+                "returning 0.0 (gt_bboxes keys are label names, or class indices for "
+                "explanations without label_names)",
+                MetricWarning, stacklevel=2,
             )
             return {"pointing_game": 0.0}
+        if skipped:
+            warnings.warn(
+                f"pointing game: {len(skipped)} of {len(maps)} saliency maps have no "
+                f"ground-truth boxes for their class and are left out of the mean: "
+                f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}",
+                MetricWarning, stacklevel=2,
+            )
         return {"pointing_game": hits / scored}

@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -43,7 +44,9 @@ from typing import Any
 import numpy as np
 from openvino.utils.data_helpers.wrappers import OVDict
 
+from salvo._progress import RunProgress, warn_long_run
 from salvo.common import Preset
+from salvo.errors import DetectionBoxWarning, PostprocessWarning
 from salvo.inference import InferenceEngine, is_cpu_only
 from salvo.kernels import fill_masked
 from salvo.kernels.direct import BatchedDirect
@@ -55,7 +58,7 @@ from salvo.methods.blackbox.base import (
     image_for_fill,
     predictions_for,
 )
-from salvo.targets import resolve_targets
+from salvo.targets import _scalar, resolve_targets
 
 logger = logging.getLogger(__name__)
 
@@ -416,9 +419,11 @@ class DetectionReader:
             if lead == {n}:
                 return self._split(boxes, scores, labels)
             if n > 1 and lead == {1}:
-                logger.warning(
-                    "postprocess_fn returned detections for 1 image for a batch of %d; calling "
-                    "it one image at a time (return (B, N, ...) arrays to avoid this)", n,
+                warnings.warn(
+                    f"postprocess_fn returned detections for 1 image for a batch of {n}; "
+                    "calling it one image at a time (return (B, N, ...) arrays, one row per "
+                    "image, to avoid this)",
+                    PostprocessWarning, stacklevel=2,
                 )
                 self.per_item = True
             else:
@@ -479,6 +484,11 @@ class TargetBoxes:
     predictions: dict[int, Any]
 
 
+def _box_warning(message: str) -> None:
+    logger.debug(message)
+    warnings.warn(message, DetectionBoxWarning, stacklevel=3)
+
+
 def select_target_boxes(found: Detections, targets: Any, height: int, width: int
                         ) -> TargetBoxes:
     """Resolve detection ``targets`` (box indices; ``-1``/``None`` for all) on the unmasked
@@ -491,8 +501,9 @@ def select_target_boxes(found: Detections, targets: Any, height: int, width: int
     """
     from salvo.explainer.explanation import Prediction
 
+    targets = _scalar(targets)
     items = [targets] if isinstance(targets, (str, int, np.integer)) or targets is None \
-        else list(targets) if hasattr(targets, "__iter__") else [targets]
+        else list(targets) if isinstance(targets, (list, tuple, np.ndarray)) else [targets]
     for t in items:
         if t is None:
             continue
@@ -521,18 +532,18 @@ def select_target_boxes(found: Detections, targets: Any, height: int, width: int
         raw = found.boxes[k]
         x1, y1, x2, y2 = (float(v) for v in raw)
         if not (x2 > x1 and y2 > y1):
-            logger.warning("skipping box %d (x1=%g, y1=%g, x2=%g, y2=%g): it is empty "
-                           "(x2 <= x1 or y2 <= y1)", k, x1, y1, x2, y2)
+            _box_warning(f"skipping box {k} (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}): it "
+                         "is empty (x2 <= x1 or y2 <= y1)")
             continue
         clipped = np.array([min(max(x1, 0.0), width), min(max(y1, 0.0), height),
                             min(max(x2, 0.0), width), min(max(y2, 0.0), height)])
         if not (clipped[2] > clipped[0] and clipped[3] > clipped[1]):
-            logger.warning("skipping box %d (x1=%g, y1=%g, x2=%g, y2=%g): it lies outside the "
-                           "%dx%d input image", k, x1, y1, x2, y2, width, height)
+            _box_warning(f"skipping box {k} (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}): it "
+                         f"lies outside the {width}x{height} input image")
             continue
         if np.max(np.abs(clipped - raw)) > _BOX_SLACK:
-            logger.warning("box %d (x1=%g, y1=%g, x2=%g, y2=%g) extends past the %dx%d input "
-                           "image; it is clipped to it", k, x1, y1, x2, y2, width, height)
+            _box_warning(f"box {k} (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}) extends past "
+                         f"the {width}x{height} input image; it is clipped to it")
         indices.append(int(k))
         boxes.append(clipped)
         labels.append(int(found.labels[k]))
@@ -540,10 +551,20 @@ def select_target_boxes(found: Detections, targets: Any, height: int, width: int
                                          score=float(found.scores[k]),
                                          bounding_box=(x1, y1, x2, y2))
     if normalised:
-        logger.warning("all boxes from postprocess_fn lie within [0, 1.5]: they look normalised, "
-                       "but salvo expects x1, y1, x2, y2 in input pixels (%dx%d)", width, height)
+        _box_warning(f"all boxes from postprocess_fn lie within [0, 1.5]: they look normalised, "
+                     f"but salvo expects x1, y1, x2, y2 in input pixels ({width}x{height}); "
+                     "multiply them by the input size in postprocess_fn")
     return TargetBoxes(indices, np.asarray(boxes, np.float64).reshape(-1, 4),
                        np.asarray(labels, np.int64), predictions)
+
+
+def no_box_message(method: str, num_found: int) -> str:
+    """Why a detection explanation holds no map."""
+    if num_found == 0:
+        return (f"{method}: the model found no box on this image, so there is nothing to explain "
+                "(check postprocess_fn's score threshold and the input)")
+    return (f"{method}: none of the {num_found} boxes the model found could be explained (see "
+            "the warnings about them)")
 
 
 # ----------------------------------------------------------------------------- the search
@@ -645,7 +666,8 @@ def run_searches(
         ``image_values(outputs, search_of_image, kind_of_image) -> (n,)`` float64: the score of
         each image of a batch for its search's target (``kind`` 0 = ``x * g``, 1 = ``x * (1-g)``).
     bar
-        Optional tqdm bar, advanced by images.
+        Optional progress (a :class:`~salvo._progress.RunProgress` or a tqdm bar: anything
+        with ``update(n)``), advanced by images.
     """
     height, width = engine.input.image_size
     layout = engine.input.layout
@@ -704,12 +726,8 @@ def _scaled_uint8(maps: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint8).reshape(maps.shape)
 
 
-def _progress_bar(show: bool, total: int) -> Any:
-    if not show or total <= 0:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="AISE", unit="inference", delay=1.0, leave=False)
+def _progress(show: bool | None, total: int) -> RunProgress:
+    return RunProgress(total, desc="AISE", unit="inference", show=show)
 
 
 class _AISEBase(BlackBoxMethod):
@@ -779,11 +797,12 @@ class AISEClassification(_AISEBase):
         unmasked = scorer(self.unmasked_outputs(x), 1)[0]
         num_classes = unmasked.shape[0]
         keys = resolve_targets(targets, num_classes, label_names)
-        if len(keys) > 10:
-            logger.info("AISE explains %d classes one search each: %d inferences", len(keys),
-                        2 * len(keys) * len(aise.kernel_widths) * aise.num_iterations_per_kernel)
-        columns = np.asarray(keys, np.intp)
         num_widths = len(aise.kernel_widths)
+        per_target = 2 * num_widths * aise.num_iterations_per_kernel
+        warn_long_run("AISE", 1 + per_target * len(keys), len(keys), per_target,
+                      f"2 images x {num_widths} kernel widths x "
+                      f"{aise.num_iterations_per_kernel} iterations", stacklevel=4)
+        columns = np.asarray(keys, np.intp)
         num_searches = len(keys) * num_widths
         lower = np.zeros((num_searches, 2))
         upper = np.ones((num_searches, 2))
@@ -804,15 +823,14 @@ class AISEClassification(_AISEBase):
 
         show = self.progress if progress is None else progress
         budget = aise.num_iterations_per_kernel
-        bar = _progress_bar(show, 2 * num_searches * budget)
+        bar = _progress(show, 2 * num_searches * budget)
         try:
             outcome = run_searches(
                 engine, image, lower, upper, sigmas, budget, aise.solver_epsilon,
                 aise.locally_biased, len(keys), True, image_values, bar,
             )
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         maps = _scaled_uint8(outcome.maps) if aise.scale_output else outcome.maps
         return BlackBoxResult(
             maps=maps,
@@ -870,7 +888,7 @@ class AISEDetection(_AISEBase):
         num_targets = len(chosen.indices)
         dtype = np.uint8 if aise.scale_output else np.float32
         if num_targets == 0:
-            logger.info("AISE: no box to explain (the model found %d boxes)", len(found))
+            _box_warning(no_box_message("AISE", len(found)))
             return BlackBoxResult(
                 maps=np.zeros((0, height, width), dtype), targets=[], predictions={},
                 num_inferences=1,
@@ -882,6 +900,10 @@ class AISEDetection(_AISEBase):
             )
         divisors = np.asarray(aise.divisors, np.float64)
         num_widths = divisors.shape[0]
+        per_target = num_widths * aise.num_iterations_per_kernel
+        warn_long_run("AISE", 1 + per_target * num_targets, num_targets, per_target,
+                      f"{num_widths} divisors x {aise.num_iterations_per_kernel} iterations",
+                      stacklevel=4)
         scale = np.array([width, height, width, height], np.float64)
         norm = chosen.boxes / scale
         box_w = norm[:, 2] - norm[:, 0]
@@ -906,15 +928,14 @@ class AISEDetection(_AISEBase):
 
         show = self.progress if progress is None else progress
         budget = aise.num_iterations_per_kernel
-        bar = _progress_bar(show, sigmas.shape[0] * budget)
+        bar = _progress(show, sigmas.shape[0] * budget)
         try:
             outcome = run_searches(
                 engine, image, lower, upper, sigmas, budget, aise.solver_epsilon,
                 aise.locally_biased, num_targets, False, image_values, bar,
             )
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         maps = _scaled_uint8(outcome.maps) if aise.scale_output else outcome.maps
         return BlackBoxResult(
             maps=maps,

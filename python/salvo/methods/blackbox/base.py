@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,8 @@ import numpy as np
 import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
+from salvo._checks import as_real_array, check_progress, fit_dtype
+from salvo.errors import PostprocessWarning
 from salvo.inference import InferenceEngine
 
 logger = logging.getLogger(__name__)
@@ -40,7 +43,9 @@ class BlackBoxMethod:
     device_name
         OpenVINO device.
     progress
-        Show a tqdm bar for runs longer than a second.
+        Show a progress bar (on stderr, for runs longer than a second): ``True`` always,
+        ``False`` never, ``None`` (default) only when stderr is a terminal. A call's own
+        ``progress`` overrides it.
     **engine_kwargs
         ``batch_size``, ``num_requests``, ``precision``, ``performance_hint``, ``cache_dir``,
         ``timeout``.
@@ -57,7 +62,7 @@ class BlackBoxMethod:
         postprocess_fn: Callable[[OVDict], Any],
         device_name: str = "CPU",
         *,
-        progress: bool = True,
+        progress: bool | None = None,
         **engine_kwargs: Any,
     ) -> None:
         unknown = set(engine_kwargs) - set(ENGINE_KEYS)
@@ -70,7 +75,7 @@ class BlackBoxMethod:
         self.engine = make_engine(model, device_name,
                                   **self.engine_defaults(device_name, dict(engine_kwargs)))
         self.postprocess_fn = postprocess_fn
-        self.progress = progress
+        self.progress = check_progress(progress)
         self._setup()
 
     def _setup(self) -> None:
@@ -78,6 +83,7 @@ class BlackBoxMethod:
 
     def unmasked_outputs(self, x: np.ndarray) -> OVDict:
         """The raw outputs of the unmasked input ``x`` ``(1, ...)`` (one inference)."""
+        x = fit_input(x, self.engine)
         result: list[OVDict] = []
 
         def fill(out: np.ndarray, start: int, stop: int) -> None:
@@ -126,9 +132,11 @@ class Scorer:
             if scores.ndim == 2 and scores.shape[0] == n:
                 return self._check(scores)
             if n > 1 and scores.ndim == 2 and scores.shape[0] == 1:
-                logger.warning(
-                    "postprocess_fn returned scores of shape %s for a batch of %d; calling it "
-                    "one item at a time (return (B, num_classes) to avoid this)", scores.shape, n,
+                warnings.warn(
+                    f"postprocess_fn returned scores of shape {scores.shape} for a batch of "
+                    f"{n}; calling it one item at a time (return (B, num_classes), one row per "
+                    "item, to avoid this)",
+                    PostprocessWarning, stacklevel=2,
                 )
                 self.per_item = True
             else:
@@ -160,15 +168,32 @@ class Scorer:
         return scores
 
 
+def fit_input(x: np.ndarray, engine: InferenceEngine) -> np.ndarray:
+    """``x`` in the model input's element type; values that do not fit it (floats in [0, 1]
+    for a uint8 input, integers outside 0..255, …) are a ``ValueError``, never truncated or
+    wrapped (see :func:`salvo._checks.fit_dtype`)."""
+    x = as_real_array(x, "x (the preprocessed input)")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise ValueError("x (the preprocessed input) contains NaN or infinite values")
+    return fit_dtype(x, engine.input.dtype, name="x (the preprocessed input)",
+                     target=f"the model input {engine.input.name!r}")
+
+
 def image_for_fill(x: np.ndarray, engine: InferenceEngine) -> np.ndarray:
-    """The preprocessed image ``(1, …)`` as float32 ``(C, H, W)`` or ``(H, W, C)``."""
+    """The preprocessed image ``(1, …)`` as float32 ``(C, H, W)`` or ``(H, W, C)``.
+
+    Raises
+    ------
+    ValueError
+        Not an image model, or values of ``x`` that do not fit the model input's element type.
+    """
     layout = engine.input.layout
     if layout not in ("NCHW", "NHWC"):
         raise ValueError(
             f"black-box methods need an image input (NCHW or NHWC); the model input has shape "
             f"{engine.input.shape}"
         )
-    return np.ascontiguousarray(x[0], dtype=np.float32)
+    return np.ascontiguousarray(fit_input(x, engine)[0], dtype=np.float32)
 
 
 def predictions_for(scores: np.ndarray, keys: Sequence[int]) -> dict[int, Any]:

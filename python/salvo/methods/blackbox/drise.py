@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,8 +35,10 @@ from salvo.methods.blackbox.aise import (
     DetectionReader,
     Detections,
     box_iou,
+    no_box_message,
     select_target_boxes,
 )
+from salvo.errors import DetectionBoxWarning
 from salvo.methods.blackbox.base import BlackBoxMethod, BlackBoxResult
 from salvo.methods.blackbox.rise import RISE, resolve_params
 
@@ -125,7 +128,8 @@ class DRISE(BlackBoxMethod):
         found = self.detect(x)
         chosen = select_target_boxes(found, targets, height, width)
         if not chosen.indices:
-            logger.info("D-RISE: no box to explain (the model found %d boxes)", len(found))
+            warnings.warn(no_box_message("D-RISE", len(found)), DetectionBoxWarning,
+                          stacklevel=4)
             dtype = np.uint8 if rise_params.scale_output else np.float32
             return BlackBoxResult(
                 maps=np.zeros((0, height, width), dtype), targets=[], predictions={},

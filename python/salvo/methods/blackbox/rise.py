@@ -21,6 +21,7 @@ Two estimators share the same masks and the same inferences:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
@@ -29,6 +30,8 @@ from typing import Any
 import numpy as np
 from openvino.utils.data_helpers.wrappers import OVDict
 
+from salvo._checks import check_flag, check_int, check_number, is_integer, is_number
+from salvo._progress import RunProgress
 from salvo.common import Preset
 from salvo.inference import InferenceEngine
 from salvo.kernels import (
@@ -55,6 +58,10 @@ CHUNK = 32
 MANY_TARGETS = 16
 CHUNK_MANY = 256
 ESTIMATORS = ("centered", "plain")
+#: Seeds are 64-bit: ``0 <= seed < 2**64`` (a larger seed would alias a smaller one).
+SEED_LIMIT = 1 << 64
+#: :meth:`RISE.run_many` reports progress in multiples of ``1 / _PROGRESS_UNITS`` of an image.
+_PROGRESS_UNITS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class RISEParams:
     prob
         Probability that a cell is on.
     seed
-        Seed of the counter-based mask generator.
+        Seed of the counter-based mask generator, ``0 <= seed < 2**64``.
     scale_output
         Min-max scale each map to uint8 [0, 255]; otherwise float32 maps.
     estimator
@@ -92,33 +99,50 @@ class RISEParams:
     check_every: int = 256
 
     def validate(self, height: int, width: int) -> RISEParams:
-        if not isinstance(self.num_masks, (int, np.integer)) or self.num_masks <= 0:
-            raise ValueError(f"num_masks must be a positive int, got {self.num_masks!r}")
-        if not isinstance(self.num_cells, (int, np.integer)) or self.num_cells < 1:
-            raise ValueError(f"num_cells must be a positive int, got {self.num_cells!r}")
-        if self.num_cells > min(height, width):
+        """Check every field for an image of ``height`` x ``width``; return a copy with
+        canonical Python types (NumPy scalars become ints / floats / bools, so a parameter
+        given either way gives the same map).
+
+        Raises
+        ------
+        ValueError
+            A field of the wrong type or out of range, naming it and the value (bools are not
+            counts: ``num_masks=True`` is an error).
+        """
+        num_masks = check_int(self.num_masks, "num_masks", minimum=1)
+        num_cells = check_int(self.num_cells, "num_cells", minimum=1)
+        if num_cells > min(height, width):
             raise ValueError(
-                f"num_cells={self.num_cells} is larger than the image ({height}x{width})"
+                f"num_cells={num_cells} is larger than the image ({height}x{width})"
             )
-        if not (isinstance(self.prob, (int, float)) and 0.0 < float(self.prob) < 1.0):
-            raise ValueError(f"prob must be in (0, 1), got {self.prob!r}")
-        if not isinstance(self.seed, (int, np.integer)):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
-        if self.estimator not in ESTIMATORS:
+        prob = check_number(self.prob, "prob", minimum=0.0, maximum=1.0, min_open=True,
+                            max_open=True)
+        if not 0.0 < np.float32(prob) < 1.0:  # the mask generator draws in float32
+            raise ValueError(
+                f"prob must be in (0, 1), got {self.prob!r}, which is {float(np.float32(prob))!r}"
+                " as the float32 the mask generator uses"
+            )
+        seed = check_int(self.seed, "seed", minimum=0, maximum=SEED_LIMIT, max_open=True)
+        scale_output = check_flag(self.scale_output, "scale_output")
+        if not isinstance(self.estimator, str) or self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
-        if self.tolerance is not None and not (
-            isinstance(self.tolerance, (int, float)) and self.tolerance > 0
-        ):
-            raise ValueError(f"tolerance must be a positive number or None, got {self.tolerance!r}")
-        if (
-            not isinstance(self.check_every, (int, np.integer))
-            or self.check_every < CHUNK
-            or self.check_every % CHUNK
+        tolerance = self.tolerance
+        if tolerance is not None:
+            if not is_number(tolerance) or not 0.0 < float(tolerance) < math.inf:
+                raise ValueError(
+                    f"tolerance must be a positive number or None, got {self.tolerance!r}"
+                )
+            tolerance = float(tolerance)
+        if not is_integer(self.check_every) or self.check_every < CHUNK or (
+            self.check_every % CHUNK
         ):
             raise ValueError(
                 f"check_every must be a positive multiple of {CHUNK}, got {self.check_every!r}"
             )
-        return self
+        check_every = int(self.check_every)
+        return replace(self, num_masks=num_masks, num_cells=num_cells, prob=prob, seed=seed,
+                       scale_output=scale_output, estimator=str(self.estimator),
+                       tolerance=tolerance, check_every=check_every)
 
 
 #: (num_masks, num_cells) per preset, as the reference defines them.
@@ -289,7 +313,7 @@ class RISE(BlackBoxMethod):
 
     @classmethod
     def on_engine(cls, engine: InferenceEngine, postprocess_fn: Callable[[OVDict], Any], *,
-                  progress: bool = True) -> RISE:
+                  progress: bool | None = None) -> RISE:
         """A RISE that runs on an existing engine (another method's)."""
         rise = cls.__new__(cls)
         rise.engine, rise.postprocess_fn, rise.progress = engine, postprocess_fn, progress
@@ -367,20 +391,11 @@ class RISE(BlackBoxMethod):
             return acc.add(masks.reshape(len(masks), -1), np.ascontiguousarray(scores))
 
         show = self.progress if progress is None else progress
-        bar = None
-        if show:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=params.num_masks, desc="RISE", unit="mask", delay=1.0,
-                       leave=False)
+        bar = RunProgress(params.num_masks, desc="RISE", unit="mask", show=show)
         try:
-            submitted = engine.run(
-                params.num_masks, fill, consume,
-                progress=None if bar is None else bar.update,
-            )
+            submitted = engine.run(params.num_masks, fill, consume, progress=bar.update)
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         inferences += submitted
         acc.finish()
         if acc.converged:
@@ -469,8 +484,9 @@ class RISE(BlackBoxMethod):
             Polled after every batch; ``True`` ends the run (images not finished are dropped
             without a call to ``on_result``).
         progress
-            Called with the fraction of an image each finished batch completed (a sum of 1.0 per
-            image).
+            Called with the fraction of an image each finished batch completed. The fractions
+            are multiples of ``2**-20``, so they add up to exactly 1.0 per image in floating
+            point (a bar over ``N`` images ends at ``N``, never a little past it).
         num_jobs
             The most jobs ``jobs`` will yield (``len(jobs)`` by default when it has a length).
             It lets the engine stop right after the last item; without it the stream's end is
@@ -487,7 +503,6 @@ class RISE(BlackBoxMethod):
         params = params.validate(height, width)
         layout = engine.input.layout
         num_masks = int(params.num_masks)
-        per_image = 1.0 / (num_masks + 1)
         scorer = Scorer(self.postprocess_fn)
         if num_jobs is None and hasattr(jobs, "__len__"):
             num_jobs = len(jobs)  # type: ignore[arg-type]
@@ -514,11 +529,19 @@ class RISE(BlackBoxMethod):
             active.append(run)
             return run
 
+        def advance(run: _ImageRun, items: int) -> None:
+            # progress in whole units of 2**-20 of an image: floating-point sums stay exact
+            units = (_PROGRESS_UNITS if items >= num_masks + 1
+                     else items * _PROGRESS_UNITS // (num_masks + 1))
+            delta = units - run.progress_units
+            run.progress_units = units
+            if progress is not None and delta > 0:
+                progress(delta / _PROGRESS_UNITS)
+
         def report(run: _ImageRun, outcome: RISEResult | Exception) -> None:
             run.reported = True
             active.remove(run)
-            if progress is not None:
-                progress((1 + num_masks - run.consumed) * per_image)
+            advance(run, num_masks + 1)
             on_result(run.job, outcome)
 
         def fill(out: np.ndarray, start: int, stop: int) -> None:
@@ -571,8 +594,7 @@ class RISE(BlackBoxMethod):
                                           tolerance=params.tolerance,
                                           check_every=params.check_every)
                     run.consumed = 1
-                    if progress is not None:
-                        progress(per_image)
+                    advance(run, 1)
                     continue
                 if rows.shape[1] != run.unmasked.shape[0]:
                     raise ValueError(
@@ -583,8 +605,7 @@ class RISE(BlackBoxMethod):
                     rows = rows[:, run.key_index]
                 converged = run.acc.add(masks.reshape(count, -1), np.ascontiguousarray(rows))
                 run.consumed += count
-                if progress is not None:
-                    progress(count * per_image)
+                advance(run, run.consumed)
                 if converged:
                     report(run, run.result(params, height, width))
                 elif run.consumed == num_masks + 1:
@@ -632,6 +653,7 @@ class _ImageRun:
         self.image = image
         self.placed = 0  # items put into requests: the unmasked one, then masks
         self.consumed = 0  # items whose scores were accumulated
+        self.progress_units = 0  # progress reported, in 2**-20 of the image
         self.t0 = 0.0
         self.unmasked: np.ndarray | None = None
         self.keys: list[int] = []
