@@ -24,6 +24,8 @@ import numpy as np
 import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
+from salvo._checks import is_integer, is_number
+
 logger = logging.getLogger(__name__)
 
 #: File suffixes :func:`openvino.Core.read_model` understands.
@@ -284,20 +286,19 @@ class InferenceEngine:
         auto_batch = batch_size is None and cpu_only
         if batch_size is None:
             batch_size = 1 if cpu_only else self.DEFAULT_BATCH_SIZE
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if not is_integer(batch_size) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if num_requests is not None and (
-            not isinstance(num_requests, (int, np.integer)) or num_requests < 1
-        ):
+        if num_requests is not None and (not is_integer(num_requests) or num_requests < 1):
             raise ValueError(f"num_requests must be a positive int or None, got {num_requests!r}")
         if performance_hint not in _HINTS:
             raise ValueError(f"performance_hint must be one of {_HINTS}, got {performance_hint!r}")
-        if precision is not None and precision.lower() not in _PRECISIONS:
+        if precision is not None and (not isinstance(precision, str)
+                                      or precision.lower() not in _PRECISIONS):
             raise ValueError(
                 f"precision must be one of {sorted(set(_PRECISIONS.values()))} or None, "
                 f"got {precision!r}"
             )
-        if not (isinstance(timeout, (int, float)) and timeout > 0):
+        if not (is_number(timeout) and timeout > 0):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.timeout = float(timeout)
 

@@ -298,6 +298,18 @@ def test_aise_accepts_numpy_scalars(f32):
         explainer(x, targets=1, num_iterations_per_kernel=True)
 
 
+def test_engine_keywords_take_numpy_scalars_not_bools(f32):
+    for bad, match in ((dict(batch_size=True), "batch_size must be a positive int, got True"),
+                       (dict(num_requests=True), "num_requests must be a positive int"),
+                       (dict(timeout=True), "timeout must be a positive number"),
+                       (dict(precision=32), "precision must be one of")):
+        with pytest.raises(ValueError, match=match):
+            InferenceEngine(f32.model, **bad)
+    engine = InferenceEngine(f32.model, batch_size=np.int64(1), num_requests=np.int32(2),
+                             timeout=np.float32(30))
+    assert (engine.batch_size, engine.num_requests, engine.timeout) == (1, 2, 30.0)
+
+
 def test_aise_tiny_kernel_width_is_a_point_not_a_division_by_zero(f32):
     """Found by the property tests: a width whose square underflows crashed the mask kernel."""
     explainer = xai.Explainer(batchable(f32), xai.Task.CLASSIFICATION, postprocess_fn=logits,
