@@ -245,7 +245,8 @@ def insert_xai(
     if not isinstance(model, ov.Model):
         raise TypeError(f"model must be an openvino.Model or a path, got {type(model).__name__}")
     target_layer = check_target_layer(target_layer)
-    embed_scaling = check_flag(embed_scaling, "embed_scaling")
+    # None as the reference toolkit's signature allows it: no scaling
+    embed_scaling = embed_scaling is not None and check_flag(embed_scaling, "embed_scaling")
     if has_saliency_output(model):
         logger.info("The model already has a saliency_map output; returning it unchanged.")
         return model
