@@ -280,17 +280,28 @@ def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
 
     from salvo.imagefile import header_size
 
-    data = np.fromfile(str(path), dtype=np.uint8)
-    if data.size == 0:
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    if not head:
         raise ValueError("not an image: the file is empty")
-    if max_pixels:
-        size = header_size(memoryview(data)[: 1 << 20])
-        if size is not None and size[0] * size[1] > max_pixels:
-            w, h = size
-            raise ValueError(
-                f"the image declares {w}x{h} = {w * h:,} pixels, more than --max-pixels "
-                f"{max_pixels:,}; it was not decoded (raise --max-pixels if it is a real photo)"
-            )
+    size = header_size(head)
+    if max_pixels and size is not None and size[0] * size[1] > max_pixels:
+        w, h = size
+        raise ValueError(
+            f"the image declares {w}x{h} = {w * h:,} pixels, more than --max-pixels "
+            f"{max_pixels:,}; it was not decoded (raise --max-pixels if it is a real photo)"
+        )
+    if size is not None and size[0] * size[1] > 0 and hasattr(cv2, "IMREAD_COLOR_RGB"):
+        # decode straight into one array of the declared size (imdecode would decode into
+        # its own buffer and copy it: twice the memory of a large photo)
+        try:
+            rgb = cv2.imread(os.fspath(path), np.empty((size[1], size[0], 3), np.uint8),
+                             cv2.IMREAD_COLOR_RGB)
+        except (cv2.error, TypeError, ValueError, MemoryError):
+            rgb = None
+        if rgb is not None and rgb.ndim == 3 and rgb.size:
+            return rgb
+    data = np.fromfile(str(path), dtype=np.uint8)
     try:
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error as exc:
