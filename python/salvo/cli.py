@@ -1183,8 +1183,8 @@ def draw_detection(smap: np.ndarray, box: Sequence[float], text: str,
     white, black = (255, 255, 255), (0, 0, 0)
     if out.ndim == 2:
         white, black = (255,), (0,)
-    cv2.rectangle(out, p1, p2, black, thick + 2, cv2.LINE_AA)
-    cv2.rectangle(out, p1, p2, white, thick, cv2.LINE_AA)
+    cv2.rectangle(out, p1, p2, black, thick + 2)
+    cv2.rectangle(out, p1, p2, white, thick)
     scale = max(0.4, max(height, width) / 900)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     tx = min(max(p1[0], 0), max(0, width - tw))
