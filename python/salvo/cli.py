@@ -1204,7 +1204,6 @@ def _say(message: str) -> None:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     import salvo
-    from salvo.bulk import BulkJob, explain_stream
     from salvo.common import ExplainMode, Method, Task
     from salvo.explainer.explainer import METHOD_KWARGS
     from salvo.files import FolderBusyError, FolderLock, remove_temporaries
