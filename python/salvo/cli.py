@@ -737,9 +737,7 @@ def _walk(root: Path, recursive: bool, out_real: str, inputs: Inputs) -> list[tu
                 subfolders += 1
                 if recursive:
                     stack.append((entry.path, name))
-            elif is_file:
-                if out_real and _inside(entry.path, out_real):
-                    continue
+            elif is_file:  # (the output folder is never entered, so no file is inside it)
                 if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
                     found.append((entry.path, name))
                     images_here += 1
