@@ -222,8 +222,12 @@ def overlay_image(
     if lo < 0 or hi > 255:
         raise ValueError(f"{name} has values in [{lo:.6g}, {hi:.6g}], outside 0..255; {hint}")
     if hwc.dtype != np.uint8:
-        hwc = np.rint(hwc).astype(np.uint8) if np.issubdtype(hwc.dtype, np.floating) \
-            else hwc.astype(np.uint8)
+        levels = np.empty(hwc.shape, np.uint8)  # rounded in buffered chunks: no float copy
+        if np.issubdtype(hwc.dtype, np.floating):
+            np.rint(hwc, out=levels, casting="unsafe")
+        else:
+            np.copyto(levels, hwc, casting="unsafe")
+        hwc = levels
     if output_size is not None:
         out_h, out_w = output_size
         if hwc.shape[:2] != (out_h, out_w):
