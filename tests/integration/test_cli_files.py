@@ -358,7 +358,7 @@ def _slow_args(model_files, photos, out):
 
 def test_a_killed_run_resumes_without_losing_or_redoing_anything(planted, model_files, tmp_path):
     photos = tmp_path / "photos"
-    names = [p.name for p in _many_photos(planted, photos, 24)]
+    names = [p.name for p in _many_photos(planted, photos, 36)]
     out = tmp_path / "maps"
     args = _slow_args(model_files, photos, out)
     proc = subprocess.Popen(args, env=_subprocess_env(), stdout=subprocess.PIPE,
@@ -402,7 +402,7 @@ def test_a_killed_run_resumes_without_losing_or_redoing_anything(planted, model_
 def test_a_second_run_into_the_same_folder_refuses_to_start_and_loses_nothing(
         planted, model_files, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    _many_photos(planted, first, 30)
+    _many_photos(planted, first, 40)
     for i in range(3):
         write_photo(second / f"other{i}.png", planted, i, seed=100 + i)
     out = tmp_path / "maps"
@@ -421,9 +421,9 @@ def test_a_second_run_into_the_same_folder_refuses_to_start_and_loses_nothing(
     error = [line for line in err.splitlines() if line.startswith("salvo: error:")]
     assert len(error) == 1 and str(lock) in error[0] and "in use" in error[0]
     assert f"pid {proc.pid}" in error[0]
-    assert len(manifest(out)["images"]) == 30
+    assert len(manifest(out)["images"]) == 40
     # once the first has finished, the second runs and both runs' records are kept
     code, _, err = run(_slow_args(model_files, second, out)[3:])  # same settings, in-process
     assert code == 0, err
-    assert len(manifest(out)["images"]) == 33
+    assert len(manifest(out)["images"]) == 43
     assert not list(out.glob(".*"))
