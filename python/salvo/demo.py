@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -14,20 +14,23 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
+class DemoFiles(list):
+    """The files ``run_demo`` wrote (a list of paths), and in ``removed`` the ones it removed:
+    RISE maps of an earlier run when this one has ``rise=False``."""
+
+    def __init__(self, paths: Iterable[Path] = ()) -> None:
+        super().__init__(paths)
+        self.removed: list[Path] = []
+
+
 def _write_image(path: Path, rgb: np.ndarray) -> Path:
-    """Write an RGB image atomically (temp file in the same folder, then rename)."""
+    """Write an RGB image atomically, readable by all like any file the user creates."""
+    from salvo.files import atomic_write
+
     ok, buf = cv2.imencode(path.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"could not encode {path}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, buf.tobytes())
 
 
 def _tile(image: np.ndarray, caption: str, size: int = 224) -> np.ndarray:
@@ -39,17 +42,20 @@ def _tile(image: np.ndarray, caption: str, size: int = 224) -> np.ndarray:
 
 
 def run_demo(out_dir: Path | str, *, device_name: str = "CPU", rise: bool = True,
-             num_masks: int = 1000) -> list[Path]:
+             num_masks: int = 1000) -> DemoFiles:
     """Explain ``skimage``'s coffee photo with the zoo's EfficientNet-Lite0.
 
     Writes into ``out_dir``: ``original.jpg`` (the 224x224 crop the model sees), the ReciproCAM
     overlays of the top-3 classes (``reciprocam_{label}.jpg``), the RISE ones (``rise_{label}.jpg``)
-    and ``grid.png`` (rows: methods, columns: the photo and the three classes).
+    and ``grid.png`` (rows: methods, columns: the photo and the three classes). All files are
+    written atomically with the usual permissions (``-rw-r--r--`` under umask 022). With
+    ``rise=False``, the RISE maps an earlier run wrote into ``out_dir`` (the same file names)
+    are removed, so the folder shows one run.
 
     Returns
     -------
-    list of Path
-        The files written.
+    DemoFiles
+        The files written (a list of paths); ``.removed``: the earlier RISE maps removed.
     """
     import salvo
     from salvo.inference import InferenceEngine
@@ -77,7 +83,7 @@ def run_demo(out_dir: Path | str, *, device_name: str = "CPU", rise: bool = True
     (logits,) = InferenceEngine(model, device_name, batch_size=1, num_requests=1,
                                 performance_hint="LATENCY").infer_items(x)
     top3 = [int(i) for i in np.argsort(logits[0])[::-1][:3]]
-    written = [_write_image(out / "original.jpg", crop)]
+    written = DemoFiles([_write_image(out / "original.jpg", crop)])
     rows: list[list[np.ndarray]] = []
 
     def explain(explainer: salvo.Explainer, prefix: str, **kwargs) -> list[np.ndarray]:
@@ -94,7 +100,13 @@ def run_demo(out_dir: Path | str, *, device_name: str = "CPU", rise: bool = True
                             explain_method=salvo.Method.RECIPROCAM, device_name=device_name)
     maps = explain(white, "reciprocam")
     rows.append([_tile(m, f"ReciproCAM: {labels[t]}") for m, t in zip(maps, top3)])
-    if rise:
+    if not rise:  # RISE maps of an earlier run would look like this run's
+        for path in list(written[1:]):
+            stale = out / ("rise_" + path.name[len("reciprocam_"):])
+            if stale.is_file():
+                stale.unlink()
+                written.removed.append(stale)
+    else:
         black = salvo.Explainer(model, salvo.Task.CLASSIFICATION,
                                 postprocess_fn=lambda o: o[0],
                                 explain_mode=salvo.ExplainMode.BLACKBOX,

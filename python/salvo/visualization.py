@@ -12,7 +12,11 @@ The contract is SPEC.md section 4. Per map, in this order:
 3. **colormap** — JET, returned in RGB order: ``(H, W, 3)`` uint8.
 4. **overlay** — implies resize and colormap;
    ``rint(overlay_weight * map + (1 - overlay_weight) * image)`` as uint8, where
-   ``overlay_weight`` is the weight of the saliency map.
+   ``overlay_weight`` is the weight of the saliency map. The image is brought to the output size
+   as uint8 (``cv2.INTER_LINEAR``) and the blend is a lookup in a ``(256, 3, 256)`` table
+   (:func:`overlay_table`), so no float copy of a large image is ever made;
+   the result is the float64 formula's exactly when the image needs no resize, within ±1
+   otherwise.
 
 A few maps go through OpenCV one by one. From :data:`BATCHED_MIN_MAPS` maps on, all maps go
 through one Numba pass (:func:`salvo.kernels.vis.process_maps_batched`) that writes into one
@@ -36,8 +40,10 @@ __all__ = [
     "PER_IMAGE_MAP_KEY",
     "apply_colormap",
     "image_size",
+    "jet_lut_rgb",
     "normalise_target_key",
     "overlay_image",
+    "overlay_table",
     "process_saliency_maps",
     "scale_to_uint8",
 ]
@@ -182,7 +188,9 @@ def overlay_image(
     Returns
     -------
     numpy.ndarray
-        ``(H, W, 3)`` float64 with values in 0..255.
+        ``(H, W, 3)`` uint8 RGB (float pictures rounded to the nearest level; grey repeated
+        into 3 channels; resized with ``cv2.INTER_LINEAR`` on uint8). The input itself when it
+        already is a C-contiguous ``(H, W, 3)`` uint8 array of that size.
 
     Raises
     ------
@@ -213,14 +221,49 @@ def overlay_image(
             )
     if lo < 0 or hi > 255:
         raise ValueError(f"{name} has values in [{lo:.6g}, {hi:.6g}], outside 0..255; {hint}")
-    out = hwc.astype(np.float64)
-    if out.shape[2] == 1:
-        out = np.repeat(out, 3, axis=2)
+    if hwc.dtype != np.uint8:
+        levels = np.empty(hwc.shape, np.uint8)  # rounded in buffered chunks: no float copy
+        if np.issubdtype(hwc.dtype, np.floating):
+            np.rint(hwc, out=levels, casting="unsafe")
+        else:
+            np.copyto(levels, hwc, casting="unsafe")
+        hwc = levels
     if output_size is not None:
         out_h, out_w = output_size
-        if out.shape[:2] != (out_h, out_w):
-            out = cv2.resize(out, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(out)
+        if hwc.shape[:2] != (out_h, out_w):
+            if hwc.shape[2] == 1:
+                hwc = hwc[:, :, 0]
+            hwc = cv2.resize(np.ascontiguousarray(hwc), (out_w, out_h),
+                             interpolation=cv2.INTER_LINEAR)
+            if hwc.ndim == 2:
+                hwc = hwc[:, :, None]
+    if hwc.shape[2] == 1:
+        hwc = np.repeat(hwc, 3, axis=2)
+    return np.ascontiguousarray(hwc)
+
+
+#: Pixels blended per step of the per-map overlay (bounds its temporary index arrays).
+_BLEND_CHUNK = 1 << 18
+
+
+def _blend(gray: np.ndarray, picture: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table[gray, c, picture[..., c]]`` for each channel: the overlay of one grey map.
+
+    ``gray`` is ``(H, W)`` uint8, ``picture`` ``(H, W, 3)`` uint8, ``table`` from
+    :func:`overlay_table`. Works in row blocks so that its index arrays stay
+    small whatever the image size.
+    """
+    out_h, out_w = gray.shape
+    out = np.empty((out_h, out_w, 3), np.uint8)
+    flat = table.reshape(-1)  # index g * 768 + c * 256 + v
+    rows = max(1, _BLEND_CHUNK // max(out_w, 1))
+    for y0 in range(0, out_h, rows):
+        base = gray[y0 : y0 + rows].astype(np.intp) * 768
+        for c in range(3):
+            index = base + c * 256
+            index += picture[y0 : y0 + rows, :, c]
+            np.take(flat, index, out=out[y0 : y0 + rows, :, c])
+    return out
 
 
 def normalise_target_key(key: Any, name: str = "targets") -> int | str:
@@ -300,6 +343,65 @@ def _check_size(output_size: Any) -> tuple[int, int]:
     if out_h < 1 or out_w < 1:
         raise ValueError(f"output_size must be (H, W) of positive ints, got {output_size!r}")
     return out_h, out_w
+
+
+_JET_LUT: np.ndarray | None = None
+
+
+def jet_lut_rgb() -> np.ndarray:
+    """The JET colour map as OpenCV draws it, in RGB order.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(256, 3)`` uint8, C-contiguous; row ``v`` is the RGB colour of grey level ``v``
+        (``cv2.applyColorMap(v, COLORMAP_JET)`` converted BGR→RGB). Built once and cached;
+        treat it as read-only.
+    """
+    global _JET_LUT
+    if _JET_LUT is None:
+        import cv2
+
+        grey = np.arange(256, dtype=np.uint8).reshape(256, 1)
+        bgr = cv2.applyColorMap(grey, cv2.COLORMAP_JET).reshape(256, 3)
+        lut = np.ascontiguousarray(bgr[:, ::-1])
+        lut.setflags(write=False)
+        _JET_LUT = lut
+    return _JET_LUT
+
+
+_TABLES: dict[float, np.ndarray] = {}
+
+
+def overlay_table(overlay_weight: float) -> np.ndarray:
+    """The overlay blend of a JET colour and an image value, for every pair.
+
+    Parameters
+    ----------
+    overlay_weight
+        Weight of the saliency map, in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(256, 3, 256)`` uint8, read-only: ``table[g, c, v] = rint(overlay_weight *
+        jet[g, c] + (1 - overlay_weight) * v)`` clipped to 0..255, where ``jet[g]`` is the RGB
+        colour of grey level ``g`` and ``v`` the image's value in channel ``c``. The products
+        and the sum are float64, as ``rint(w * colour + (1 - w) * image)`` computed on whole
+        float64 arrays. Cached per weight.
+    """
+    weight = float(overlay_weight)
+    table = _TABLES.get(weight)
+    if table is None:
+        colour = weight * jet_lut_rgb().astype(np.float64)  # (256, 3)
+        image = (1.0 - weight) * np.arange(256, dtype=np.float64)  # (256,)
+        blend = np.rint(colour[:, :, None] + image[None, None, :])
+        table = np.clip(blend, 0.0, 255.0).astype(np.uint8)
+        table.setflags(write=False)
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+        _TABLES[weight] = table
+    return table
 
 
 # ------------------------------------------------------------------------------- public entry
@@ -403,7 +505,7 @@ def process_saliency_maps(
     else:
         out_hw = (h, w)
 
-    image_term = None
+    picture = None
     if overlay:
         if image is None:
             raise ValueError("overlay=True needs an image: pass original_input_image or data")
@@ -417,7 +519,6 @@ def process_saliency_maps(
                 ) from None
         else:
             picture = overlay_image(image, out_hw, name="original_input_image")
-        image_term = (1.0 - overlay_weight) * picture
 
     if num_maps == 0:
         return {}
@@ -431,7 +532,7 @@ def process_saliency_maps(
                 stack,
                 out_hw,
                 colormap=colormap,
-                image_term=image_term,
+                image=picture,
                 overlay_weight=overlay_weight,
                 num_threads=num_threads,
             )
@@ -442,6 +543,8 @@ def process_saliency_maps(
 
     result: dict[int | str, np.ndarray] = {}
     out_h, out_w = out_hw
+    if picture is not None:
+        table = overlay_table(overlay_weight)
     for i, key in enumerate(keys):
         try:
             gray = scale_to_uint8(stack[i])
@@ -451,10 +554,8 @@ def process_saliency_maps(
             gray = cv2.resize(gray, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
         if not colormap:
             result[key] = gray
-            continue
-        colour = apply_colormap(gray)
-        if image_term is not None:
-            blend = np.rint(overlay_weight * colour.astype(np.float64) + image_term)
-            colour = np.clip(blend, 0.0, 255.0).astype(np.uint8)
-        result[key] = colour
+        elif picture is not None:
+            result[key] = _blend(gray, picture, table)
+        else:
+            result[key] = apply_colormap(gray)
     return result

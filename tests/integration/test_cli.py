@@ -77,13 +77,13 @@ def test_outputs_are_named_after_input_and_label_with_the_input_size(first_run, 
     out = first_run["out"]
     assert first_run["code"] == 1, "a failed image makes the exit status non-zero"
     names = sorted(p.name for p in out.iterdir())
-    expected = sorted([f"shot{k}_{LABELS[k]}.{ext}" for k in range(3) for ext in ("jpg", "npy")]
+    expected = sorted([f"shot{k}.png.{LABELS[k]}.{ext}" for k in range(3) for ext in ("jpg", "npy")]
                       + ["manifest.json"])
     assert names == expected, "top1 is the planted class of each photo; nothing else written"
     for k in range(3):
-        picture = cv2.imread(str(out / f"shot{k}_{LABELS[k]}.jpg"))
+        picture = cv2.imread(str(out / f"shot{k}.png.{LABELS[k]}.jpg"))
         assert picture.shape == (H, W, 3)
-        raw = np.load(out / f"shot{k}_{LABELS[k]}.npy")
+        raw = np.load(out / f"shot{k}.png.{LABELS[k]}.npy")
         assert raw.shape == (56, 56) and raw.dtype == np.float32
         assert len(np.unique(raw)) > 256, "unscaled floats, not a uint8 map"
         yx = peak(raw)
@@ -114,8 +114,8 @@ def test_manifest_is_complete(first_run, files):
     assert "not an image" in records["corrupt.jpg"]["reason"]
     for k in range(3):
         r = records[f"shot{k}.png"]
-        assert r["status"] == "done" and r["outputs"] == [f"shot{k}_{LABELS[k]}.jpg"]
-        assert r["raw"] == [f"shot{k}_{LABELS[k]}.npy"]
+        assert r["status"] == "done" and r["outputs"] == [f"shot{k}.png.{LABELS[k]}.jpg"]
+        assert r["raw"] == [f"shot{k}.png.{LABELS[k]}.npy"]
         (target,) = r["targets"]
         assert target["index"] == k and target["label"] == LABELS[k]
         assert target["score"] == pytest.approx(0.9, abs=0.05)  # logit = region mean + bias
@@ -151,7 +151,7 @@ def test_packing_does_not_change_the_maps(files, tmp_path, capsys):
                    ["images"] if r["status"] == "done"] for out in (packed, alone)}
     assert flags == {packed: [True] * 3, alone: [False] * 3}
     for k in range(3):
-        name = f"shot{k}_{LABELS[k]}.npy"
+        name = f"shot{k}.png.{LABELS[k]}.npy"
         np.testing.assert_array_equal(np.load(alone / name), np.load(packed / name))
 
 
@@ -162,8 +162,8 @@ def test_whitebox_grey_maps_at_method_resolution(files, tmp_path, capsys):
             "--labels", files["labels"], "--no-resize", "--no-colormap", "--no-progress", *F32]
     assert main(args) == 0
     capsys.readouterr()
-    assert sorted(p.name for p in out.glob("*.jpg")) == ["shot1_alpha.jpg", "shot1_gamma.jpg"]
-    grey = cv2.imread(str(out / "shot1_gamma.jpg"), cv2.IMREAD_UNCHANGED)
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["shot1.png.alpha.jpg", "shot1.png.gamma.jpg"]
+    grey = cv2.imread(str(out / "shot1.png.gamma.jpg"), cv2.IMREAD_UNCHANGED)
     assert grey.shape == (7, 7)
     data = json.loads((out / "manifest.json").read_text())
     assert data["parameters"]["method"] == "reciprocam"
@@ -194,7 +194,7 @@ def test_top1_on_the_zoo_model_is_the_models_own_prediction(tmp_path, capsys):
         (target,) = record["targets"]
         assert target["index"] == expected[name]
         (jpg,) = record["outputs"]
-        assert jpg.startswith(f"{name}_") and " " not in jpg
+        assert jpg.startswith(f"{name}.jpg.") and " " not in jpg
         y0, y1, x0, x1 = record["region"]  # the centre crop (87.5 % of the short side)
         assert y1 - y0 == x1 - x0 == round(0.875 * min(record["image_size"]))
         assert cv2.imread(str(out / jpg)).shape == (y1 - y0, x1 - x0, 3)

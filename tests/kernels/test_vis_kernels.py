@@ -104,17 +104,15 @@ def test_non_finite_maps_are_reported_by_position():
 def test_overlay_matches_blend_of_opencv_maps():
     rng = np.random.default_rng(12)
     maps = rng.random((5, 7, 7)).astype(np.float32)
-    image = rng.integers(0, 256, (30, 20, 3)).astype(np.float64)
+    image = rng.integers(0, 256, (30, 20, 3)).astype(np.uint8)
     weight = 0.35
-    out = process_maps_batched(
-        maps, (30, 20), image_term=(1 - weight) * image, overlay_weight=weight
-    )
+    out = process_maps_batched(maps, (30, 20), image=image, overlay_weight=weight)
     for i in range(len(maps)):
         ref = np.rint(weight * opencv_reference(maps[i], (30, 20)) + (1 - weight) * image)
         assert np.abs(out[i].astype(int) - ref).max() <= 1
     # negative control: a different image changes the result
     other = process_maps_batched(
-        maps, (30, 20), image_term=(1 - weight) * image[::-1].copy(), overlay_weight=weight
+        maps, (30, 20), image=image[::-1].copy(), overlay_weight=weight
     )
     assert not np.array_equal(other, out)
 
@@ -152,11 +150,13 @@ def test_argument_errors():
         process_maps_batched(np.zeros((3, 3)), (4, 4))
     with pytest.raises(ValueError, match="out_size"):
         process_maps_batched(np.zeros((1, 3, 3)), (0, 4))
-    with pytest.raises(ValueError, match="image_term"):
-        process_maps_batched(np.zeros((1, 3, 3)), (4, 4), image_term=np.zeros((4, 5, 3)))
+    with pytest.raises(ValueError, match="image"):
+        process_maps_batched(np.zeros((1, 3, 3)), (4, 4), image=np.zeros((4, 5, 3), np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        process_maps_batched(np.zeros((1, 3, 3)), (4, 4), image=np.zeros((4, 4, 3)))
     with pytest.raises(ValueError, match="colormap"):
         process_maps_batched(
-            np.zeros((1, 3, 3)), (4, 4), colormap=False, image_term=np.zeros((4, 4, 3))
+            np.zeros((1, 3, 3)), (4, 4), colormap=False, image=np.zeros((4, 4, 3), np.uint8)
         )
     with pytest.raises(TypeError, match="real numbers"):
         process_maps_batched(np.zeros((1, 3, 3), dtype=complex), (4, 4))

@@ -192,13 +192,14 @@ def test_failed_write_leaves_neither_temp_nor_partial_file(explanation, tmp_path
     assert os.listdir(tmp_path) == []
 
 
-def test_same_label_names_do_not_overwrite(tmp_path, caplog):
+def test_same_label_names_do_not_overwrite(tmp_path):
+    from salvo.files import FileNameWarning
+
     e = Explanation({0: rgb_map(0), 1: rgb_map(1)}, label_names=["a/b", "a_b"])
-    with caplog.at_level(logging.WARNING):
+    with pytest.warns(FileNameWarning, match="a_b.jpg"):
         written = e.save(tmp_path)
     assert len({p.name for p in written}) == 2
     assert len(os.listdir(tmp_path)) == 2
-    assert "a_b.jpg" in caplog.text
 
 
 # ------------------------------------------------------------------------------- plot

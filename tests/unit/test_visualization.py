@@ -256,7 +256,7 @@ def test_overlay_on_normalised_data_asks_for_original_input_image(bad):
 
 def test_overlay_image_value_checks():
     ok = overlay_image(np.full((4, 4, 3), 254.0))  # float picture in 0..255 is accepted
-    assert ok.dtype == np.float64 and ok.max() == 254.0
+    assert ok.dtype == np.uint8 and ok.max() == 254
     with pytest.raises(ValueError, match="0..255"):
         overlay_image(np.full((4, 4, 3), 300, np.int32))
     with pytest.raises(ValueError, match="batch of one"):
@@ -279,7 +279,8 @@ def test_overlay_image_is_resized_to_output_size():
         output_size=(5, 10), overlay_weight=0.0,
     )[0]
     expected = cv2.resize(image.astype(np.float64), (10, 5), interpolation=cv2.INTER_LINEAR)
-    np.testing.assert_array_equal(out, np.rint(expected).astype(np.uint8))
+    # the image is resized as uint8 (no float copy of it): within one level of the float resize
+    assert np.abs(out.astype(int) - np.rint(expected)).max() <= 1
 
 
 # ------------------------------------------------------------------------------- keys, paths

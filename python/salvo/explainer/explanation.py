@@ -9,9 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import sys
-import uuid
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -28,8 +26,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["Explanation", "Prediction"]
 
 _PLOT_BACKENDS = ("matplotlib", "cv")
-# Characters that separate paths or are not allowed in file names on common systems.
-_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
 def _opencv_gui() -> str:
@@ -107,26 +103,6 @@ def _to_bgr_uint8(saliency_map: np.ndarray, target: int | str) -> np.ndarray:
         f"saliency map of target {target!r} must be (H, W) grey or (H, W, 3) RGB to be saved "
         f"or shown, got shape {arr.shape}"
     )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``.
-
-    A crash leaves either the old file or the complete new one, never a truncated one; the
-    temporary file is removed on failure.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class Explanation:
@@ -341,23 +317,35 @@ class Explanation:
         postfix: str = "",
         confidence_scores: Mapping[Any, float] | None = None,
     ) -> list[Path]:
-        """Write one JPEG per map into ``dir_path``.
+        """Write one JPEG per map into ``dir_path``; never a file outside it.
 
         Files are named ``f"{prefix}{name}{postfix}{conf}.jpg"``: ``name`` is the label name
         (classification with ``label_names``; path separators and other characters not
         allowed in file names become ``_``), else the index, and ``activation_map`` for the
-        per-image map; ``conf`` is ``f"{score:.2f}"`` when ``confidence_scores`` has the
-        target. Colour maps (RGB in memory) are written in BGR so viewers show the same
-        colours; grey maps are written as they are (float maps min-max scaled to uint8).
-        Each file is written to a temporary file in the same folder and renamed over the
-        final name, so a crash never leaves a truncated JPEG.
+        per-image map; ``conf`` is the target's score from ``confidence_scores``, as
+        ``f"{score:.2f}"`` (``nan``, ``inf``, ``-inf``, and ``f"{score:.3g}"`` from 1e6 on).
+
+        Every map gets its own file: when names collide (equal labels, labels that become
+        equal once cleaned, or differ only in case), each colliding name gets ``_<target>``
+        after ``name`` (again until no two names collide) and a
+        :class:`salvo.files.FileNameWarning` says so. A name longer than 255 bytes is
+        shortened to a readable head plus ``~`` and 12 hex digits of a hash of the full name
+        (the same name always gives the same short name).
+
+        Colour maps (RGB in memory) are written in BGR so viewers show the same colours; grey
+        maps are written as they are (float maps min-max scaled to uint8). Each file is
+        written to a hidden temporary file in ``dir_path`` (a fixed-length name) and renamed
+        over the final name, so a crash or a full disk never leaves a truncated JPEG; files
+        get the usual permissions (``0o666`` minus the umask).
 
         Parameters
         ----------
         dir_path
             Folder to write into; created with its parents if missing.
         prefix, postfix
-            Strings put before and after the name.
+            Strings put before and after the name. They must not contain a path separator
+            (``/``, ``\\``), a NUL or be an absolute path: they cannot move the file out of
+            ``dir_path`` (give sub-folders in ``dir_path`` instead).
         confidence_scores
             ``{target: score}`` appended to the names of those targets.
 
@@ -368,11 +356,46 @@ class Explanation:
 
         Raises
         ------
+        ValueError
+            ``prefix`` or ``postfix`` holds a path separator, a NUL or is an absolute path
+            (named in the message); nothing is written.
+        TypeError
+            ``prefix`` / ``postfix`` is not a string; ``confidence_scores`` is not a mapping
+            of numbers.
         NotADirectoryError
             ``dir_path`` (or one of its parents) exists and is not a folder.
         PermissionError
             The folder cannot be created or written.
+        OSError
+            A write failed (e.g. the disk is full): the message names the file; no partial
+            file is left (files written before it stay).
         """
+        from salvo.files import (
+            UNSAFE_CHARACTERS,
+            atomic_write,
+            check_name_part,
+            format_score,
+            unique_names,
+            warn_renamed,
+        )
+
+        check_name_part(prefix, "prefix")
+        check_name_part(postfix, "postfix")
+        scores: dict[int | str, str] = {}
+        if confidence_scores is not None:
+            if not isinstance(confidence_scores, Mapping):
+                raise TypeError(
+                    "confidence_scores must be a dict {target: score}, got "
+                    f"{type(confidence_scores).__name__}"
+                )
+            for key, value in confidence_scores.items():
+                if isinstance(value, (bool, np.bool_)) or not isinstance(
+                    value, (int, float, np.integer, np.floating)
+                ):
+                    raise TypeError(
+                        f"confidence_scores[{key!r}] must be a number, got {value!r}"
+                    )
+                scores[normalise_target_key(key, "confidence_scores keys")] = format_score(value)
         folder = Path(dir_path)
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(
@@ -386,42 +409,27 @@ class Explanation:
             ) from err
         except PermissionError as err:
             raise PermissionError(f"cannot create folder {str(folder)!r}: {err}") from err
-        scores: dict[int | str, float] = {}
-        if confidence_scores is not None:
-            if not isinstance(confidence_scores, Mapping):
-                raise TypeError(
-                    "confidence_scores must be a dict {target: score}, got "
-                    f"{type(confidence_scores).__name__}"
-                )
-            scores = {
-                normalise_target_key(k, "confidence_scores keys"): float(v)
-                for k, v in confidence_scores.items()
-            }
+
+        targets = list(self._saliency_map)
+        names = [UNSAFE_CHARACTERS.sub("_", self._name(t)) or str(t) for t in targets]
+
+        def compose(i: int, name: str) -> str:
+            return f"{prefix}{name}{postfix}{scores.get(targets[i], '')}"
+
+        # a collision extends the label part: prefix{name}_{target}{postfix}{conf}.jpg
+        file_names, renamed = unique_names(names, targets, compose, ".jpg")
+        if renamed:
+            warn_renamed([compose(i, names[i]) + ".jpg" for i in renamed],
+                         [file_names[i] for i in renamed])
 
         import cv2
 
         written: list[Path] = []
-        used: set[str] = set()
-        for target, smap in self._saliency_map.items():
-            name = _UNSAFE.sub("_", self._name(target)) or str(target)
-            conf = f"{scores[target]:.2f}" if target in scores else ""
-            file_name = f"{prefix}{name}{postfix}{conf}.jpg"
-            if file_name in used:  # two targets with the same (sanitised) label name
-                logger.warning(
-                    "saliency maps of two targets would both be saved as %s; adding the index",
-                    file_name,
-                )
-                file_name = f"{prefix}{name}_{target}{postfix}{conf}.jpg"
-            used.add(file_name)
+        for (target, smap), file_name in zip(self._saliency_map.items(), file_names):
             ok, encoded = cv2.imencode(".jpg", _to_bgr_uint8(smap, target))
             if not ok:
                 raise RuntimeError(f"OpenCV could not encode the saliency map of target {target!r}")
-            path = folder / file_name
-            try:
-                _write_atomic(path, encoded.tobytes())
-            except PermissionError as err:
-                raise PermissionError(f"cannot write {str(path)!r}: {err}") from err
-            written.append(path)
+            written.append(atomic_write(folder / file_name, encoded.tobytes()))
         return written
 
     # ------------------------------------------------------------------------------ plot

@@ -10,7 +10,10 @@ preallocated ``(T, H, W, C)`` uint8 array. It reproduces OpenCV's per-map pipeli
   (``round(w * 2048)``), an exact integer horizontal pass and the vertical pass of OpenCV's
   SIMD path (``((r0 >> 4) * b0 >> 16) + ((r1 >> 4) * b1 >> 16) + 2 >> 2``); rows above/below
   the image reuse the border row with the unclamped weights, as OpenCV does;
-* the colour map is a 256-entry RGB table taken once from ``cv2.applyColorMap``.
+* the colour map is a 256-entry RGB table taken once from ``cv2.applyColorMap``;
+* the overlay is a lookup in a ``(256, 3, 256)`` uint8 table, ``table[g, c, v] =
+  rint(overlay_weight * jet[g, c] + (1 - overlay_weight) * v)`` (computed once in float64, see
+  :func:`overlay_table`), so the blend needs no float image at all.
 
 On the shapes tested (see ``tests/kernels/test_vis_kernels.py``) this is bit-exact with
 OpenCV 5 on this machine; the contract is ±1 per channel (OpenCV's scalar tail uses a slightly
@@ -30,12 +33,15 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from salvo.visualization import jet_lut_rgb, overlay_table
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "NonFiniteMapError",
     "jet_lut_rgb",
     "linear_resize_coefficients",
+    "overlay_table",
     "process_maps_batched",
 ]
 
@@ -49,31 +55,6 @@ class NonFiniteMapError(ValueError):
 
 #: OpenCV's ``INTER_RESIZE_COEF_BITS``: bilinear weights for 8-bit images are 11-bit fixed point.
 _COEF_SCALE = 2048
-
-_JET_LUT: np.ndarray | None = None
-
-
-def jet_lut_rgb() -> np.ndarray:
-    """The JET colour map as OpenCV draws it, in RGB order.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(256, 3)`` uint8, C-contiguous; row ``v`` is the RGB colour of grey level ``v``
-        (``cv2.applyColorMap(v, COLORMAP_JET)`` converted BGR→RGB). Built once and cached;
-        treat it as read-only.
-    """
-    global _JET_LUT
-    if _JET_LUT is None:
-        import cv2
-
-        grey = np.arange(256, dtype=np.uint8).reshape(256, 1)
-        bgr = cv2.applyColorMap(grey, cv2.COLORMAP_JET).reshape(256, 3)
-        lut = np.ascontiguousarray(bgr[:, ::-1])
-        lut.setflags(write=False)
-        _JET_LUT = lut
-    return _JET_LUT
-
 
 def linear_resize_coefficients(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source indices and fixed-point weights of OpenCV's 8-bit bilinear resize along one axis.
@@ -137,14 +118,14 @@ def _process_one(
     lut: np.ndarray,
     colormap: bool,
     overlay: bool,
-    weighted_lut: np.ndarray,
-    image_term: np.ndarray,
+    table: np.ndarray,
+    image: np.ndarray,
     out: np.ndarray,
 ) -> bool:
     """Scale, resize, colour and blend one ``(h, w)`` map into ``out`` ``(H, W, C)``.
 
-    ``weighted_lut`` is ``overlay_weight * lut`` (float64), ``image_term`` is
-    ``(1 - overlay_weight) * image``; both only read when ``overlay``.
+    ``table`` is :func:`overlay_table` and ``image`` the ``(H, W, 3)`` uint8 picture; both
+    only read when ``overlay``.
 
     Returns False (and writes nothing) if the map holds a NaN or an infinity.
     """
@@ -191,12 +172,7 @@ def _process_one(
             if colormap:
                 if overlay:
                     for c in range(3):
-                        blend = np.rint(weighted_lut[g, c] + image_term[y, x, c])
-                        if blend > 255.0:
-                            blend = 255.0
-                        elif blend < 0.0:
-                            blend = 0.0
-                        out[y, x, c] = np.uint8(blend)
+                        out[y, x, c] = table[g, c, image[y, x, c]]
                 else:
                     out[y, x, 0] = lut[g, 0]
                     out[y, x, 1] = lut[g, 1]
@@ -216,14 +192,14 @@ def _process_all(
     lut: np.ndarray,
     colormap: bool,
     overlay: bool,
-    weighted_lut: np.ndarray,
-    image_term: np.ndarray,
+    table: np.ndarray,
+    image: np.ndarray,
     out: np.ndarray,
     ok: np.ndarray,
 ) -> None:
     for t in prange(raw.shape[0]):
         ok[t] = _process_one(
-            raw[t], xi, xw, yi, yw, lut, colormap, overlay, weighted_lut, image_term, out[t]
+            raw[t], xi, xw, yi, yw, lut, colormap, overlay, table, image, out[t]
         )
 
 
@@ -248,7 +224,7 @@ def process_maps_batched(
     out_size: tuple[int, int],
     *,
     colormap: bool = True,
-    image_term: np.ndarray | None = None,
+    image: np.ndarray | None = None,
     overlay_weight: float = 0.5,
     num_threads: int | None = None,
 ) -> np.ndarray:
@@ -256,7 +232,8 @@ def process_maps_batched(
 
     Per map: min-max to 0..255 (``rint(255 * (x - min) / (max - min + 1e-12))``), bilinear
     resize as ``cv2.resize(..., INTER_LINEAR)`` on uint8, JET colour map in RGB order, and with
-    ``image_term`` the blend ``rint(overlay_weight * colour + image_term)``.
+    ``image`` the blend ``rint(overlay_weight * colour + (1 - overlay_weight) * image)``
+    (through :func:`overlay_table`; no float image is made).
 
     Parameters
     ----------
@@ -268,9 +245,9 @@ def process_maps_batched(
     colormap
         Apply the JET colour map (output ``(T, H, W, 3)``); otherwise the output is the
         scaled, resized grey map ``(T, H, W)``.
-    image_term
-        ``(H, W, 3)`` float64: ``(1 - overlay_weight) * image`` (RGB, 0..255). Given, the
-        coloured maps are blended with it (needs ``colormap=True``).
+    image
+        ``(H, W, 3)`` uint8 RGB picture. Given, the coloured maps are blended over it (needs
+        ``colormap=True``).
     overlay_weight
         Weight of the saliency map in the blend, in [0, 1].
     num_threads
@@ -287,6 +264,8 @@ def process_maps_batched(
     ValueError
         Bad shapes; :class:`NonFiniteMapError` (a ValueError) for maps holding NaN or
         infinity.
+    TypeError
+        ``image`` is not uint8.
     """
     maps = np.asarray(maps)
     if maps.ndim != 3:
@@ -302,23 +281,25 @@ def process_maps_batched(
     out_h, out_w = (int(out_size[0]), int(out_size[1]))
     if out_h < 1 or out_w < 1:
         raise ValueError(f"out_size must be positive (H, W), got {out_size}")
-    overlay = image_term is not None
+    overlay = image is not None
     if overlay:
         if not colormap:
-            raise ValueError("overlay (image_term) needs colormap=True")
-        image_term = np.ascontiguousarray(image_term, dtype=np.float64)
-        if image_term.shape != (out_h, out_w, 3):
+            raise ValueError("overlay (image) needs colormap=True")
+        image = np.asarray(image)
+        if image.dtype != np.uint8:
+            raise TypeError(f"image must be uint8, got {image.dtype}")
+        if image.shape != (out_h, out_w, 3):
             raise ValueError(
-                f"image_term must be (H, W, 3) = {(out_h, out_w, 3)}, got {image_term.shape}"
+                f"image must be (H, W, 3) = {(out_h, out_w, 3)}, got {image.shape}"
             )
+        image = np.ascontiguousarray(image)
         if not 0.0 <= overlay_weight <= 1.0:
             raise ValueError(f"overlay_weight must be in [0, 1], got {overlay_weight}")
+        table = overlay_table(overlay_weight)
     else:
-        image_term = np.zeros((1, 1, 3), dtype=np.float64)
+        image = np.zeros((1, 1, 3), dtype=np.uint8)
+        table = np.zeros((1, 3, 1), dtype=np.uint8)
 
-    # overlay_weight * colour, computed once per colour (same float64 products as the
-    # per-map path's overlay_weight * colour_map)
-    weighted_lut = float(overlay_weight) * jet_lut_rgb().astype(np.float64)
     xi, xw = _horizontal_coefficients(w, out_w)
     yi, yw, _ = linear_resize_coefficients(h, out_h)
     channels = 3 if colormap else 1
@@ -335,8 +316,8 @@ def process_maps_batched(
                 jet_lut_rgb(),
                 bool(colormap),
                 bool(overlay),
-                weighted_lut,
-                image_term,
+                table,
+                image,
                 out,
                 ok,
             )
