@@ -231,6 +231,8 @@ def _blackbox_split(explainer: Explainer, method_kwargs: Mapping[str, Any]
 # ------------------------------------------------------------------------------ scoring path
 
 _score_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Guards the engine caches of this module (explain_many may run in several threads at once).
+_engines_lock = threading.Lock()
 
 
 def _unmasked_scores(explainer: Explainer, impl: Any, x: np.ndarray) -> np.ndarray:
@@ -242,14 +244,15 @@ def _unmasked_scores(explainer: Explainer, impl: Any, x: np.ndarray) -> np.ndarr
 
     engine = getattr(impl, "engine", None)
     if engine is None:
-        engine = _score_engines.get(explainer)
-        if engine is None:
-            precision = explainer.method_kwargs.get("inference_precision") or \
-                explainer.method_kwargs.get("precision")
-            engine = InferenceEngine(explainer.model, explainer.device_name, batch_size=1,
-                                     num_requests=1, performance_hint="LATENCY",
-                                     precision=precision)
-            _score_engines[explainer] = engine
+        with _engines_lock:
+            engine = _score_engines.get(explainer)
+            if engine is None:
+                precision = explainer.method_kwargs.get("inference_precision") or \
+                    explainer.method_kwargs.get("precision")
+                engine = InferenceEngine(explainer.model, explainer.device_name, batch_size=1,
+                                         num_requests=2, performance_hint="LATENCY",
+                                         precision=precision)
+                _score_engines[explainer] = engine
     scorer = Scorer(explainer.postprocess_fn)
     result: list[np.ndarray] = []
 
@@ -296,12 +299,13 @@ def _whitebox_engine(explainer: Explainer, method_kwargs: Mapping[str, Any]) -> 
         if key in merged:
             config[key] = merged[key]
     key = tuple(sorted((k, repr(v)) for k, v in config.items()))
-    cached = _whitebox_engines.get(explainer)
-    if cached is None or cached[0] != key:
-        engine = InferenceEngine(explainer._xai_model, explainer.device_name, **config)
-        _whitebox_engines[explainer] = (key, engine)
+    with _engines_lock:
+        cached = _whitebox_engines.setdefault(explainer, {})
+        engine = cached.get(key)
+        if engine is None:
+            engine = InferenceEngine(explainer._xai_model, explainer.device_name, **config)
+            cached[key] = engine
         return engine
-    return cached[1]
 
 
 def _whitebox_result(explainer: Explainer, outputs: Any, p: int, smap_index: int,

@@ -354,6 +354,11 @@ class InferenceEngine:
             self.device_name, self.compile_seconds, self.batch_size, self.num_requests, props,
         )
         self._requests: list[ov.InferRequest] | None = None
+        self._idle: deque[int] = deque()
+        self._waiters: list[object] = []
+        self._active = 0
+        self._pool_lock = threading.Lock()
+        self._pool_free = threading.Condition(self._pool_lock)
 
     # ------------------------------------------------------------------ setup
     #: Auto batch on CPU: (seconds of one single-image inference on one stream at least, batch).
@@ -439,10 +444,69 @@ class InferenceEngine:
     @property
     def requests(self) -> list[ov.InferRequest]:
         """The engine's ``num_requests`` infer requests (created on first use)."""
-        if self._requests is None:
-            self._requests = [self.compiled.create_infer_request()
-                              for _ in range(self.num_requests)]
-        return self._requests
+        with self._pool_lock:
+            if self._requests is None:
+                self._requests = [self.compiled.create_infer_request()
+                                  for _ in range(self.num_requests)]
+                self._idle = deque(range(self.num_requests))
+            return self._requests
+
+    # ------------------------------------------------------------------ the request pool
+    # Every run draws requests from one pool, so several threads can run the same engine at
+    # once and share the device: a request belongs to one run from its fill until its outputs
+    # were delivered, then goes back to the pool. A run holds at most its fair share of the
+    # pool (``num_requests`` divided by the runs active at that moment, at least one) so a
+    # newcomer gets requests as soon as the runs already going deliver their oldest batch.
+
+    def _share(self) -> int:
+        return max(1, self.num_requests // max(1, self._active))
+
+    def _try_acquire(self) -> int | None:
+        with self._pool_lock:
+            if self._idle and not self._waiters:
+                return self._idle.popleft()
+            return None
+
+    def _acquire(self, deadline: float) -> int:
+        """Wait for an idle request (first come, first served), GIL released while waiting."""
+        with self._pool_lock:
+            ticket = object()
+            self._waiters.append(ticket)
+            try:
+                while not (self._idle and self._waiters[0] is ticket):
+                    if time.monotonic() >= deadline:
+                        raise EngineTimeoutError(
+                            f"no infer request of the engine on {self.device_name!r} became free "
+                            f"within {self.timeout:g} s (set timeout= to wait longer)"
+                        )
+                    self._pool_free.wait(0.1)
+                return self._idle.popleft()
+            finally:
+                self._waiters.remove(ticket)
+                self._pool_free.notify_all()
+
+    def _release(self, request_id: int) -> None:
+        with self._pool_lock:
+            self._idle.append(request_id)
+            self._pool_free.notify_all()
+
+    def _replace(self, request_id: int) -> None:
+        """Put a fresh request in the place of one that is still running after a stop (it is
+        cancelled and dropped; the pool never hands out a busy request)."""
+        with self._pool_lock:
+            old = self._requests[request_id]
+            try:
+                old.cancel()
+            except Exception as exc:  # already finished, or a device without cancel
+                logger.debug("cancelling a stuck infer request: %s", exc)
+            self._requests[request_id] = self.compiled.create_infer_request()
+            self._idle.append(request_id)
+            self._pool_free.notify_all()
+
+    @property
+    def active_runs(self) -> int:
+        """Runs (calls of :meth:`run`) in progress on this engine right now, from any thread."""
+        return self._active
 
     # ------------------------------------------------------------------ running
     def run(
@@ -455,6 +519,10 @@ class InferenceEngine:
     ) -> int:
         """Run ``num_items`` items through the model.
 
+        Safe to call from several threads at once: the runs share the engine's infer requests
+        (each run holds its fair share of them while others are active) and each run's
+        ``fill``/``consume`` are called on its own thread only, in its own submission order.
+
         Parameters
         ----------
         num_items
@@ -465,8 +533,8 @@ class InferenceEngine:
             do not keep a reference to it).
         consume
             ``consume(start, stop, outputs)`` receives the outputs of those items, an ``OVDict``
-            whose arrays have leading dimension ``stop - start`` and are only valid during the
-            call. Batches are delivered in submission order, whatever order the requests
+            whose arrays have leading dimension ``stop - start`` (copies the consumer may keep).
+            Batches are delivered in submission order, whatever order the requests
             complete in. If it returns ``True`` the run stops early: nothing more is
             submitted, and batches still in flight are waited for and dropped.
         progress
@@ -480,7 +548,7 @@ class InferenceEngine:
         Raises
         ------
         EngineTimeoutError
-            A request did not complete within ``timeout`` seconds.
+            A request did not complete (or none became free) within ``timeout`` seconds.
         Exception
             Whatever ``fill``, ``consume`` or the inference raised, with its traceback.
         """
@@ -488,29 +556,49 @@ class InferenceEngine:
             raise ValueError(f"num_items must be >= 0, got {num_items}")
         if num_items == 0:
             return 0
-        # A ring of requests, no Python completion callback (as AsyncInferQueue.set_callback
-        # would need): such a callback takes the GIL on OpenVINO's own thread, so a stream
-        # stalls whenever the host is running Python. Instead the host waits on the oldest
-        # request (GIL released), consumes it, refills that same request and starts it again,
-        # while the others stay queued on the device. Delivery is in submission order by
-        # construction, and a request is never refilled before its outputs were delivered.
+        # No Python completion callback (as AsyncInferQueue.set_callback would need): such a
+        # callback takes the GIL on OpenVINO's own thread, so a stream stalls whenever the host
+        # is running Python. Instead the host waits on its oldest request (GIL released),
+        # consumes it and gives it back to the pool, while its other requests stay queued on the
+        # device. Delivery is in submission order by construction, and a request is never
+        # refilled before its outputs were delivered.
         requests = self.requests
         ports = list(self.compiled.outputs)
         batch = self.batch_size
         num_batches = -(-num_items // batch)
         pending: deque[tuple[int, int, int]] = deque()  # (request id, start, stop), oldest first
         submitted = 0
+        with self._pool_lock:
+            self._active += 1
         try:
+            stopped = False
             for b in range(num_batches):
-                if len(pending) >= self.num_requests and self._deliver(pending, ports, consume,
-                                                                       progress):
+                request_id = None
+                while request_id is None:
+                    if pending and len(pending) >= self._share():
+                        stopped = self._deliver(pending, ports, consume, progress)
+                        if stopped:
+                            break
+                        continue
+                    request_id = self._try_acquire()
+                    if request_id is None:
+                        if pending:
+                            stopped = self._deliver(pending, ports, consume, progress)
+                            if stopped:
+                                break
+                        else:
+                            request_id = self._acquire(time.monotonic() + self.timeout)
+                if stopped:
                     break
                 start = b * batch
                 stop = min(num_items, start + batch)
-                request_id = b % len(requests)  # free: delivered, or never started
                 request = requests[request_id]
-                fill(request.get_input_tensor(0).data, start, stop)
-                request.start_async()
+                try:
+                    fill(request.get_input_tensor(0).data, start, stop)
+                    request.start_async()
+                except BaseException:
+                    self._release(request_id)
+                    raise
                 pending.append((request_id, start, stop))
                 submitted = stop
             else:
@@ -523,10 +611,14 @@ class InferenceEngine:
         except BaseException:
             self._drain(pending)
             raise
+        finally:
+            with self._pool_lock:
+                self._active -= 1
+                self._pool_free.notify_all()
 
     def _wait(self, request_id: int) -> None:
         """Wait for one request (GIL released), in short slices so Ctrl-C stays responsive."""
-        request = self.requests[request_id]
+        request = self._requests[request_id]
         deadline = time.monotonic() + self.timeout
         while not request.wait_for(100):
             if time.monotonic() >= deadline:
@@ -541,32 +633,39 @@ class InferenceEngine:
         request_id, start, stop = pending[0]
         self._wait(request_id)
         pending.popleft()
-        request = self.requests[request_id]
+        request = self._requests[request_id]
         n = stop - start
-        outputs = OVDict(
-            {port: np.array(request.get_output_tensor(i).data[:n], copy=True)
-             for i, port in enumerate(ports)}
-        )
+        try:
+            outputs = OVDict(
+                {port: np.array(request.get_output_tensor(i).data[:n], copy=True)
+                 for i, port in enumerate(ports)}
+            )
+        finally:
+            self._release(request_id)
         stopped = bool(consume(start, stop, outputs))
         if progress is not None:
             progress(n)
         return stopped
 
     def _drain(self, pending: deque[tuple[int, int, int]]) -> None:
-        """After a stop, a failure or Ctrl-C: let requests in flight finish (bounded), drop
-        their results."""
+        """After a stop, a failure or Ctrl-C: let this run's requests in flight finish
+        (bounded), drop their results, and give the requests back to the pool."""
         deadline = time.monotonic() + min(self.timeout, 10.0)
         while pending:
-            request = self.requests[pending[0][0]]
+            request_id = pending.popleft()[0]
+            request = self._requests[request_id]
             try:
                 while not request.wait_for(50):
                     if time.monotonic() >= deadline:
-                        logger.warning("%d infer requests still running after a stop",
-                                       len(pending))
-                        return
+                        logger.debug("an infer request is still running after a stop; "
+                                     "replacing it")
+                        self._replace(request_id)
+                        break
+                else:
+                    self._release(request_id)
             except Exception as exc:  # a failed request: its error is not the one to report
                 logger.debug("dropping a failed request after a stop: %s", exc)
-            pending.popleft()
+                self._release(request_id)
 
     def infer_items(self, items: np.ndarray, *, progress: Callable[[int], None] | None = None
                     ) -> list[np.ndarray]:

@@ -192,6 +192,11 @@ class Explainer:
         Method parameters (``preset``, ``num_masks``, …); they can also be given per call.
     """
 
+    #: Infer requests of the white-box engine: one call uses one, so several threads calling
+    #: the same Explainer overlap (one caller's pre- and post-processing runs while another's
+    #: inference does). The engine keeps the LATENCY hint, so a lone call is as fast as before.
+    WHITEBOX_REQUESTS = 4
+
     def __init__(
         self,
         model: ov.Model | str | os.PathLike[str],
@@ -315,11 +320,12 @@ class Explainer:
         )
         self.explain_method = method
         engine_kwargs = self._engine_kwargs(self.method_kwargs)
+        requests = self.method_kwargs.get("num_requests")
         self._engine = InferenceEngine(
             self._xai_model,
             self.device_name,
             batch_size=1,
-            num_requests=1,
+            num_requests=self.WHITEBOX_REQUESTS if requests is None else requests,
             performance_hint=engine_kwargs.pop("performance_hint", "LATENCY"),
             **engine_kwargs,
         )

@@ -25,6 +25,7 @@ from salvo.errors import IgnoredArgumentWarning, MetricWarning
 from salvo.metrics.base import (
     PER_IMAGE_MAP_KEY,
     BaseMetric,
+    PerThreadCounter,
     check_class_idx,
     check_image,
     check_map,
@@ -104,6 +105,9 @@ class ADCC(BaseMetric):
 
     Maps and images of different sizes, and an empty dataset, are a ``ValueError``.
     """
+
+    #: Explainer inferences of this thread's last call (the coherency re-explanations).
+    explainer_inferences = PerThreadCounter()
 
     def __init__(
         self,

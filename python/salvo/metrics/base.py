@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -199,6 +200,27 @@ def check_same_length(explanations: Sequence[Any], others: Sequence[Any], name: 
         )
 
 
+class PerThreadCounter:
+    """An int attribute whose value is kept per thread: a metric object shared by several
+    threads reports, in each thread, the count of that thread's last call (0 before any)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(self._local(obj), self.name, 0)
+
+    def __set__(self, obj: Any, value: int) -> None:
+        setattr(self._local(obj), self.name, int(value))
+
+    @staticmethod
+    def _local(obj: Any) -> threading.local:
+        # dict.setdefault is atomic: two threads reading a new object get the same local
+        return obj.__dict__.setdefault("_per_thread_counters", threading.local())
+
+
 class BaseMetric(ABC):
     """Base class of the faithfulness metrics (the reference's ``BaseMetric``).
 
@@ -220,6 +242,9 @@ class BaseMetric(ABC):
         How the metric's engine runs (see :class:`salvo.inference.InferenceEngine`).
         ``precision=None`` is the device default, like the reference's compile step.
     """
+
+    #: Model inferences run by this thread's last metric call (``__call__`` or ``evaluate``).
+    num_inferences = PerThreadCounter()
 
     def __init__(
         self,
@@ -253,7 +278,6 @@ class BaseMetric(ABC):
                 self.model, device_name, batch_size=batch_size, num_requests=num_requests,
                 precision=precision, performance_hint=performance_hint,
             )
-        #: Model inferences run by the last metric call (``__call__`` or ``evaluate``).
         self.num_inferences = 0
 
     # ------------------------------------------------------------------ inference

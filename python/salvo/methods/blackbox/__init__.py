@@ -9,6 +9,8 @@ with an ``explain(x, targets, *, label_names, progress, **params) -> BlackBoxRes
 from __future__ import annotations
 
 import importlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -42,8 +44,15 @@ def method_class(method: Method, task: Task) -> type:
 
 
 class BlackBoxRunner:
-    """Owns a black-box method and its compiled engine; recompiles only when the engine
-    keywords change between calls."""
+    """Owns a black-box method compiled for each set of engine keywords a call asked for.
+
+    Safe to share between threads: the method objects are built under a lock, and a call keeps
+    the object it was given even if other calls with other engine keywords build new ones. The
+    :attr:`MAX_COMPILED` most recently used engine settings stay compiled.
+    """
+
+    #: Engine settings kept compiled at once (least recently used dropped first).
+    MAX_COMPILED = 4
 
     def __init__(
         self,
@@ -59,14 +68,20 @@ class BlackBoxRunner:
         self.task = task
         self.postprocess_fn = postprocess_fn
         self.device_name = device_name
-        self._impl: Any = None
-        self._engine_key: tuple | None = None
+        self._impls: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
 
     def impl(self, engine_kwargs: dict[str, Any]) -> Any:
         """The method object, compiled for these engine keywords (cached)."""
         key = tuple(sorted((k, repr(v)) for k, v in engine_kwargs.items()))
-        if self._impl is None or key != self._engine_key:
-            self._impl = self.cls(self.model, self.postprocess_fn, self.device_name,
-                                  **engine_kwargs)
-            self._engine_key = key
-        return self._impl
+        with self._lock:
+            impl = self._impls.get(key)
+            if impl is None:
+                impl = self.cls(self.model, self.postprocess_fn, self.device_name,
+                                **engine_kwargs)
+                self._impls[key] = impl
+                while len(self._impls) > self.MAX_COMPILED:
+                    self._impls.popitem(last=False)
+            else:
+                self._impls.move_to_end(key)
+            return impl

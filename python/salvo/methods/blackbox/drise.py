@@ -83,8 +83,8 @@ class DRISE(BlackBoxMethod):
     postprocess_contract = DETECTION_CONTRACT
 
     def _setup(self) -> None:
-        # RISE does the masks and the accumulation on this engine; its postprocess_fn is set
-        # per call to the function that turns detections into per-target weights
+        # RISE does the masks and the accumulation on this engine; each call passes it the
+        # function that turns the detections of a batch into its target boxes' weights
         self._rise = RISE.on_engine(self.engine, self.postprocess_fn, progress=self.progress)
 
     def detect(self, x: np.ndarray) -> Detections:
@@ -145,12 +145,8 @@ class DRISE(BlackBoxMethod):
             return np.stack([drise_weights(d, boxes, labels) for d in reader(outputs, n)])
 
         unmasked = drise_weights(found, boxes, labels)
-        self._rise.postprocess_fn = weights
-        try:
-            result = self._rise.run(x, None, rise_params, unmasked_scores=unmasked,
-                                    progress=progress)
-        finally:
-            self._rise.postprocess_fn = self.postprocess_fn
+        result = self._rise.run(x, None, rise_params, unmasked_scores=unmasked,
+                                progress=progress, postprocess_fn=weights)
         return BlackBoxResult(
             maps=result.maps,
             targets=list(chosen.indices),

@@ -332,13 +332,17 @@ class RISE(BlackBoxMethod):
         unmasked_scores: np.ndarray | None = None,
         progress: bool | None = None,
         on_check: Callable[[int, Accumulator], None] | None = None,
+        postprocess_fn: Callable[[OVDict], Any] | None = None,
     ) -> RISEResult:
         """Explain the preprocessed input ``x`` ``(1, …)`` for ``targets`` (class indices).
 
         ``targets=None`` means all classes. ``on_check(masks_used, accumulator)`` (optional) is
         called every ``check_every`` masks with the :class:`Accumulator` (for convergence
         studies: ``accumulator.maps("plain")`` and ``accumulator.maps("centered")`` share the
-        same masks).
+        same masks). ``postprocess_fn`` (optional) replaces the method's own for this call only
+        (raw outputs of a batch -> the weights ``(B, num_classes)`` of its masks; D-RISE passes
+        its box-similarity weights this way); ``unmasked_scores`` must then be given in the
+        same terms.
         """
         t0 = time.perf_counter()
         engine = self.engine
@@ -347,8 +351,9 @@ class RISE(BlackBoxMethod):
         image = image_for_fill(x, engine)
         layout = engine.input.layout
         inferences = 0
+        score_fn = self.postprocess_fn if postprocess_fn is None else postprocess_fn
         if unmasked_scores is None:
-            unmasked_scores = self.scores_of(x)
+            unmasked_scores = Scorer(score_fn)(self.unmasked_outputs(x), 1)[0]
             inferences += 1
         num_classes = unmasked_scores.shape[0]
         keys = list(range(num_classes)) if targets is None else [int(t) for t in targets]
@@ -360,7 +365,7 @@ class RISE(BlackBoxMethod):
         key_index = np.asarray(keys, np.intp)
         all_classes = targets is None or keys == list(range(num_classes))
 
-        scorer = Scorer(self.postprocess_fn)
+        scorer = Scorer(score_fn)
         acc = Accumulator(len(keys), height * width, estimator=params.estimator,
                           tolerance=params.tolerance, check_every=params.check_every,
                           on_check=on_check)
