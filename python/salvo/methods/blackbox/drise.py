@@ -36,7 +36,7 @@ from salvo.methods.blackbox.aise import (
     box_iou,
     select_target_boxes,
 )
-from salvo.methods.blackbox.base import BlackBoxMethod, BlackBoxResult
+from salvo.methods.blackbox.base import BlackBoxMethod, BlackBoxResult, warn_uninformative
 from salvo.methods.blackbox.rise import RISE, resolve_params
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ class DRISE(BlackBoxMethod):
     def _setup(self) -> None:
         # RISE does the masks and the accumulation on this engine; its postprocess_fn is set
         # per call to the function that turns detections into per-target weights
-        self._rise = RISE.on_engine(self.engine, self.postprocess_fn, progress=self.progress)
+        self._rise = RISE.on_engine(self.engine, self.postprocess_fn, progress=self.progress,
+                                    warn_flat=False)  # D-RISE names its own targets
 
     def detect(self, x: np.ndarray) -> Detections:
         """The detections on the unmasked input ``x`` ``(1, ...)`` (one inference)."""
@@ -147,6 +148,8 @@ class DRISE(BlackBoxMethod):
                                     progress=progress)
         finally:
             self._rise.postprocess_fn = self.postprocess_fn
+        warn_uninformative("D-RISE", result.flat, list(chosen.indices),
+                           f"its weights did not vary over the {result.num_masks_used} masks")
         return BlackBoxResult(
             maps=result.maps,
             targets=list(chosen.indices),
