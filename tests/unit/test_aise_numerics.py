@@ -80,3 +80,22 @@ def test_a_constant_detector_gives_a_flat_map_and_a_warning(model, planted):
         result = method.explain(x, -1, num_iterations_per_kernel=12)
     assert not result.maps.any()
     assert result.predictions[0].score == pytest.approx(0.9)
+
+
+def test_numpy_scalars_and_tuples_give_bit_equal_maps(model, planted):
+    """A NumPy scalar is the Python number it holds; a tuple is the list."""
+    method = AISEClassification(model, logits, precision=F32, batch_size=8, progress=False)
+    x = planted_image(planted, "random", seed=2)
+    reference = method.explain(x, [0, 2], num_iterations_per_kernel=12,
+                               kernel_widths=[0.12, 0.2], solver_epsilon=0.1).maps
+    same = method.explain(x, (0, 2), num_iterations_per_kernel=np.int64(12),
+                          kernel_widths=(np.float64(0.12), np.float64(0.2)),
+                          solver_epsilon=np.float64(0.1)).maps
+    np.testing.assert_array_equal(same, reference)
+    same = method.explain(x, np.array([0, 2]), num_iterations_per_kernel=12,
+                          kernel_widths=np.array([0.12, 0.2]), solver_epsilon=0.1).maps
+    np.testing.assert_array_equal(same, reference)
+    # negative control: another width gives another map
+    other = method.explain(x, [0, 2], num_iterations_per_kernel=12, kernel_widths=(0.12, 0.25),
+                           solver_epsilon=0.1).maps
+    assert not np.array_equal(other, reference)
