@@ -10,6 +10,7 @@ import openvino.opset13 as ops
 import pytest
 from salvo.errors import UninformativeMapWarning
 from salvo.methods.blackbox.aise import AISEClassification, AISEDetection
+from salvo.methods.blackbox.drise import DRISE
 from salvo.planted import batchable, planted_cnn, planted_image
 
 F32 = "f32"
@@ -99,3 +100,25 @@ def test_numpy_scalars_and_tuples_give_bit_equal_maps(model, planted):
     other = method.explain(x, [0, 2], num_iterations_per_kernel=12, kernel_widths=(0.12, 0.25),
                            solver_epsilon=0.1).maps
     assert not np.array_equal(other, reference)
+
+
+def test_drise_names_the_box_whose_weights_do_not_vary(model, planted):
+    """D-RISE runs RISE's accumulation with its own weights: box 1 is found with the same
+    score on every masked image (flat, named by its box index), box 0's score follows the
+    planted logit of class 0 (a real map)."""
+    boxes = np.array([[[30.0, 0.0, 48.0, 24.0], [4.0, 4.0, 30.0, 30.0]]])
+
+    def detector(outputs):
+        z = np.asarray(outputs[0], np.float64)
+        n = z.shape[0]
+        scores = np.stack([1 / (1 + np.exp(-12 * (z[:, 0] - 0.25))), np.full(n, 0.8)], axis=1)
+        return np.repeat(boxes, n, axis=0), scores, np.tile(np.array([0, 1]), (n, 1))
+
+    drise = DRISE(model, detector, precision=F32, batch_size=8, progress=False)
+    x = planted_image(planted, "uniform")
+    with pytest.warns(UninformativeMapWarning, match=r"D-RISE: the map of 1 of 2 target\(s\) "
+                                                     r"\(1\)") as record:
+        result = drise.explain(x, [1, 0], num_masks=256, num_cells=7, seed=5)
+    assert len(record) == 1
+    assert result.targets == [1, 0]
+    assert not result.maps[0].any() and result.maps[1].max() == 255
