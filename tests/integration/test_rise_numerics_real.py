@@ -29,16 +29,21 @@ def coffee():
     return zoo.efficientnet_lite0_preprocess(zoo.sample_image("coffee"))
 
 
-def run(model, x, postprocess_fn):
-    rise = RISE(model, postprocess_fn, precision="f32", progress=False)
+@pytest.fixture(scope="module")
+def engine(model):
+    return RISE(model, lambda o: o[0], precision="f32", progress=False).engine
+
+
+def run(engine, x, postprocess_fn):
+    rise = RISE.on_engine(engine, postprocess_fn, progress=False)  # one compiled model
     with warnings.catch_warnings():
         warnings.simplefilter("error", UninformativeMapWarning)
         return rise.run(x, [ESPRESSO, 0], PARAMS).maps.astype(int)
 
 
 @pytest.fixture(scope="module")
-def base(model, coffee):
-    return run(model, coffee, lambda o: o[0])
+def base(engine, coffee):
+    return run(engine, coffee, lambda o: o[0])
 
 
 @pytest.mark.parametrize("transform", [
@@ -47,8 +52,8 @@ def base(model, coffee):
     pytest.param(lambda s: s * 1e-6, id="times 1e-6"),
     pytest.param(lambda s: s * 1e30, id="times 1e30"),
 ])
-def test_espresso_map_is_offset_and_scale_invariant(model, coffee, base, transform):
+def test_espresso_map_is_offset_and_scale_invariant(engine, coffee, base, transform):
     """Before the fix: 1e6 added to the logits moved the map by most of the uint8 range."""
-    maps = run(model, coffee, lambda o: transform(np.asarray(o[0], np.float64)))
+    maps = run(engine, coffee, lambda o: transform(np.asarray(o[0], np.float64)))
     assert np.abs(maps - base).max() <= 1
     assert base[0].max() == 255 and base[0].std() > 20  # a real map, not a flat one
