@@ -559,7 +559,7 @@ def parse_targets(text: str, labels: list[str] | None, num_classes: int | None) 
     now, before any image is explained.
     """
     from salvo.bulk import top_k
-    from salvo.targets import resolve_targets
+    from salvo.targets import match_label, resolve_targets
 
     value = text.strip()
     if value.lower() == "all":
@@ -570,8 +570,14 @@ def parse_targets(text: str, labels: list[str] | None, num_classes: int | None) 
         if k < 1:
             raise UsageError("--targets: topK needs K >= 1")
         return top_k(k)
-    if labels is not None and value in labels:
-        items: list[int | str] = [value]
+    whole: int | None = None
+    if labels is not None:
+        try:  # the whole text may be one label with commas in it ("tabby, tabby cat")
+            whole = match_label(value, labels)
+        except ValueError:
+            whole = None
+    if whole is not None:
+        items: list[int | str] = [whole]
     else:
         items = []
         for part in (p.strip() for p in value.split(",")):
