@@ -276,7 +276,7 @@ def test_numpy_scalars_and_tuples_give_bit_equal_maps(rise, x):
 @pytest.mark.parametrize("params, match", [
     (dict(num_masks=True), "num_masks must be a positive int, got True"),
     (dict(num_cells=np.bool_(True)), "num_cells must be a positive int"),
-    (dict(seed=False), "seed must be an int, got False"),
+    (dict(seed=False), r"seed must be an int in \[0, 2\*\*64\), got False"),
     (dict(prob=True), "prob must be in"),
     (dict(check_every=True), "check_every must be a positive multiple"),
     (dict(tolerance=float("nan")), "tolerance must be a positive number"),
