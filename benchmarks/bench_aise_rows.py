@@ -30,7 +30,7 @@ ratios, which the machine's changing load hits alike; other rows are medians of 
   (``salvo.metrics.InsertionDeletionAUC``, 30 steps, softmax probabilities) and the pointing
   game (hand-drawn boxes of ``benchmarks/boxes.json``) on photos of ``salvo.zoo`` (explained with
   softmax probabilities, as ``bench_quality.py`` does), and the pointing game + insertion /
-  deletion (logits) on the planted-ground-truth CNN and ViT of ``salvo.planted``. The
+  deletion (logits) on the planted-ground-truth CNN and ViT of ``salvo.testing.planted``. The
   reference's photo maps are cached in ``results/reference_maps/aise_*.npy``
   (``--refresh-reference`` recomputes them); its timings are always measured live.
 * **Planted CNN class 1** (why AISE's insertion AUC is below its deletion AUC there): the same
@@ -552,7 +552,7 @@ def hwc_to_nchw(image: np.ndarray) -> np.ndarray:
 
 
 def _aise_salvo(model: ov.Model, postprocess: Any) -> Any:
-    from salvo.methods.blackbox.aise import AISEClassification
+    from salvo.methods.black_box.aise.base import AISEClassification
 
     return AISEClassification(model, postprocess, precision="f32", progress=False)
 
@@ -657,7 +657,7 @@ def quality_planted(xai: Any | None, quick: bool) -> tuple[list[dict], dict]:
     """Pointing game and insertion / deletion (logits) on the planted CNN and ViT; the planted
     CNN again with logits + SHIFT; the per-width diagnosis of CNN class 1 at SPEED."""
     from salvo.metrics import InsertionDeletionAUC
-    from salvo.planted import planted_cnn, planted_image, planted_vit
+    from salvo.testing.planted import planted_cnn, planted_image, planted_vit
 
     presets = PRESETS  # cheap models: every preset even in --quick
     rows: list[dict] = []

@@ -73,7 +73,7 @@ from _common import (
     run_script,
 )
 from _reference import load_reference, reference_available
-from salvo.methods.blackbox.rise import RISE, resolve_params
+from salvo.methods.black_box.rise import RISE, resolve_params
 from salvo.zoo import efficientnet_lite0_preprocess, sample_image
 
 RESULTS = HERE / "results"

@@ -1,7 +1,7 @@
 """How faithful salvo's maps are, and how fast its metrics run (issue: metrics + quality).
 
 Part 1 — quality. EfficientNet-Lite0 on every photo of ``salvo.zoo.SAMPLE_IMAGES`` that loads
-(224 x 224 centre crop, top-1 class), plus the planted-ground-truth CNN (``salvo.planted``,
+(224 x 224 centre crop, top-1 class), plus the planted-ground-truth CNN (``salvo.testing.planted``,
 its three classes); for every classification method that works at run time (ActivationMap,
 ReciproCAM, RISE at each preset and with ``tolerance``, AISE when it lands — else a "pending"
 row): pointing game (planted regions; hand-drawn boxes of ``benchmarks/boxes.json`` on the
@@ -57,7 +57,7 @@ from salvo.common import ExplainMode, Method, Task
 from salvo.explainer.explainer import Explainer
 from salvo.inference import get_core
 from salvo.metrics import ADCC, InsertionDeletionAUC, PointingGame
-from salvo.planted import batchable, planted_cnn, planted_image
+from salvo.testing.planted import batchable, planted_cnn, planted_image
 from salvo.zoo import (
     SAMPLE_IMAGES,
     efficientnet_lite0,

@@ -62,7 +62,7 @@ from _common import lite0_at, loadavg, pearson
 from _reference import load_reference, reference_available
 from salvo.inference import get_core
 from salvo.kernels import rise_masks
-from salvo.methods.blackbox.rise import RISE, Accumulator, resolve_params
+from salvo.methods.black_box.rise import RISE, Accumulator, resolve_params
 from salvo.zoo import SAMPLE_IMAGES, efficientnet_lite0_preprocess, sample_image
 
 RESULTS = HERE / "results"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import salvo
 from salvo.inference import get_core
-from salvo.methods.whitebox import recipro_cam
+from salvo.methods.white_box import recipro_cam
 from salvo.zoo import efficientnet_lite0, efficientnet_lite0_preprocess, sample_image
 
 

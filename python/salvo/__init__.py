@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 
+from salvo import _deprecated
 from salvo._info import __version__, build_info
 from salvo.common import ExplainMode, Method, Preset, Task
 from salvo.explainer import Explainer, Explanation
-from salvo.methods.whitebox import insert_xai
+from salvo.methods.white_box import insert_xai
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+_deprecated.install()
 
 __all__ = [
     "ExplainMode",

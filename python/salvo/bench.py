@@ -559,7 +559,7 @@ def run_bench(args: argparse.Namespace) -> int:
     )
     from salvo.common import BLACKBOX_METHODS, Method, Preset, Task
     from salvo.inference import available_devices, check_device, get_core
-    from salvo.methods.blackbox import REGISTRY
+    from salvo.methods.black_box import REGISTRY
 
     quick = bool(args.quick)
     repeats = args.repeats if args.repeats is not None else (2 if quick else 3)
@@ -724,6 +724,6 @@ def run_bench(args: argparse.Namespace) -> int:
 def _preset_masks(preset: str | None) -> int:
     """RISE's ``num_masks`` for a preset name (BALANCE when None)."""
     from salvo.common import Preset
-    from salvo.methods.blackbox.rise import RISE_PRESETS
+    from salvo.methods.black_box.rise import RISE_PRESETS
 
     return RISE_PRESETS[Preset(preset or "balance")].num_masks

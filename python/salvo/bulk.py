@@ -1,7 +1,7 @@
 """Explaining many images: :meth:`Explainer.explain_many` and the engine behind ``salvo explain``.
 
 A black-box method that can run several images in one engine run (RISE:
-:meth:`salvo.methods.blackbox.rise.RISE.run_many`) gets the work of all images as one stream of
+:meth:`salvo.methods.black_box.rise.RISE.run_many`) gets the work of all images as one stream of
 inferences, so the last masks of one image and the first of the next share a batch and the device
 never waits for the host between images. Each image's map stays bit-identical to explaining it
 alone. A white-box method keeps several images in flight on an asynchronous engine (one
@@ -32,8 +32,8 @@ from salvo._checks import check_flag, check_number, check_progress
 from salvo.common import Task
 from salvo.errors import IgnoredArgumentWarning
 from salvo.explainer.explanation import Explanation
-from salvo.targets import check_label_names, resolve_targets
-from salvo.visualization import PER_IMAGE_MAP_KEY, process_saliency_maps
+from salvo.common.targets import check_label_names, resolve_targets
+from salvo.explainer.visualizer import PER_IMAGE_MAP_KEY, process_saliency_maps
 
 if TYPE_CHECKING:
     from salvo.explainer.explainer import Explainer
@@ -219,7 +219,7 @@ def _blackbox_split(explainer: Explainer, method_kwargs: Mapping[str, Any]
                     ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(engine keywords, method parameters) as the Explainer merges them for a call."""
     from salvo.explainer.explainer import ENGINE_KWARGS, METHOD_KWARGS
-    from salvo.methods.blackbox import ENGINE_KEYS
+    from salvo.methods.black_box import ENGINE_KEYS
 
     own = METHOD_KWARGS[explainer.explain_method] | ENGINE_KWARGS
     merged = {k: v for k, v in {**explainer.method_kwargs, **method_kwargs}.items() if k in own}
@@ -240,7 +240,7 @@ def _unmasked_scores(explainer: Explainer, impl: Any, x: np.ndarray) -> np.ndarr
     if hasattr(impl, "scores_of"):
         return np.asarray(impl.scores_of(x), np.float32).reshape(-1)
     from salvo.inference import InferenceEngine
-    from salvo.methods.blackbox.base import Scorer
+    from salvo.methods.black_box.base import Scorer
 
     engine = getattr(impl, "engine", None)
     if engine is None:
@@ -273,7 +273,7 @@ def _pack_kind(explainer: Explainer) -> str | None:
         return "whitebox" if getattr(explainer, "_xai_model", None) is not None else None
     if explainer.task is not Task.CLASSIFICATION:
         return None
-    from salvo.methods.blackbox.rise import RISE
+    from salvo.methods.black_box.rise import RISE
 
     cls = explainer._blackbox.cls
     return "rise" if isinstance(cls, type) and issubclass(cls, RISE) else None
@@ -315,7 +315,7 @@ def _whitebox_result(explainer: Explainer, outputs: Any, p: int, smap_index: int
 
     from salvo.common import Method
     from salvo.explainer.explanation import Prediction
-    from salvo.methods.whitebox.base import check_finite_outputs
+    from salvo.methods.white_box.graph import check_finite_outputs
 
     arrays = list(outputs.values())
     check_finite_outputs(arrays, list(outputs.keys()), p)
@@ -418,8 +418,8 @@ def _run_packed(explainer: Explainer, jobs: Iterable[BulkJob], targets: TargetsS
                 label_names: Sequence[str] | None, method_kwargs: Mapping[str, Any],
                 put: Callable[[Any], None], cancel: threading.Event,
                 progress: Callable[[float], None] | None, num_jobs: int | None) -> None:
-    from salvo.methods.blackbox.base import predictions_for
-    from salvo.methods.blackbox.rise import RISEJob, resolve_params
+    from salvo.methods.black_box.base import predictions_for
+    from salvo.methods.black_box.rise import RISEJob, resolve_params
 
     engine_kwargs, params = _blackbox_split(explainer, method_kwargs)
     rise_params = resolve_params(**params)

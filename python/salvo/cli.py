@@ -559,7 +559,7 @@ def parse_targets(text: str, labels: list[str] | None, num_classes: int | None) 
     now, before any image is explained.
     """
     from salvo.bulk import top_k
-    from salvo.targets import match_label, resolve_targets
+    from salvo.common.targets import match_label, resolve_targets
 
     value = text.strip()
     if value.lower() == "all":

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from salvo.kernels.gaussian import kde_map
-from salvo.methods.blackbox.aise import AISEClassification
+from salvo.methods.black_box.aise.base import AISEClassification
 from salvo.metrics import InsertionDeletionAUC
-from salvo.planted import planted_cnn, planted_image
+from salvo.testing.planted import planted_cnn, planted_image
 
 F32 = "f32"
 SHIFT = 0.011  # lifts class 1's bias (-0.01) above 0; the logits stay below 1

@@ -12,7 +12,7 @@ import openvino as ov
 import pytest
 import salvo
 from salvo.cli import main
-from salvo.planted import batchable, planted_cnn, planted_image_with_object
+from salvo.testing.planted import batchable, planted_cnn, planted_image_with_object
 
 F32 = ["--precision", "f32"]
 LABELS = ["alpha", "beta", "gamma"]
@@ -257,7 +257,7 @@ def test_only_bad_images_fail_with_a_reason(files, tmp_path, capsys):
 @pytest.mark.parametrize("method", ["rise", "aise"])
 def test_blackbox_methods_are_reached_through_method(files, tmp_path, capsys, method):
     from salvo.common import Method, Task
-    from salvo.methods.blackbox import REGISTRY
+    from salvo.methods.black_box import REGISTRY
 
     out = tmp_path / method
     args = ["explain", files["model"], str(files["photos"] / "shot2.png"), "--out", str(out),

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from salvo.cli import main
-from salvo.planted import batchable, planted_cnn, planted_image_with_object
+from salvo.testing.planted import batchable, planted_cnn, planted_image_with_object
 
 F32 = ["--precision", "f32"]
 LABELS = ["alpha", "beta", "gamma"]

@@ -18,7 +18,7 @@ import numpy as np
 import openvino as ov
 import pytest
 from salvo.cli import main
-from salvo.planted import batchable, planted_cnn, planted_image_with_object
+from salvo.testing.planted import batchable, planted_cnn, planted_image_with_object
 
 REPO_PYTHON = str(Path(__file__).resolve().parents[2] / "python")
 F32 = ["--precision", "f32"]

@@ -7,7 +7,7 @@ import pytest
 from map_checks import box_mask, inside, peak_xy
 from salvo import zoo
 from salvo.common import ExplainMode, Method, Task
-from salvo.methods.blackbox.drise import DRISE
+from salvo.methods.black_box.drise import DRISE
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 from salvo.errors import UninformativeMapWarning
-from salvo.methods.blackbox.rise import RISE, resolve_params
+from salvo.methods.black_box.rise import RISE, resolve_params
 
 zoo = pytest.importorskip("salvo.zoo")
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import numpy as np
 import openvino as ov
 import pytest
 from salvo.common import SALIENCY_MAP_OUTPUT_NAME, Method, Task
-from salvo.methods.whitebox import (
+from salvo.methods.white_box import (
     XAIInsertionError,
     find_cnn_target,
     find_target_layer,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from salvo.kernels.maps import finish_maps
-from salvo.methods.blackbox.rise import CHUNK, Accumulator
+from salvo.methods.black_box.rise import CHUNK, Accumulator
 
 
 def reference_uint8(scores: np.ndarray, masks: np.ndarray, centred: bool) -> np.ndarray:

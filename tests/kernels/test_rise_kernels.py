@@ -8,7 +8,7 @@ import pytest
 
 from salvo import _native
 from salvo.kernels import rise_masks
-from salvo.methods.blackbox.rise import CHUNK, Accumulator
+from salvo.methods.black_box.rise import CHUNK, Accumulator
 
 M64 = (1 << 64) - 1
 
@@ -163,7 +163,7 @@ def test_native_accumulate_mask_sum_matches_reference(k, p, num_threads):
 
 @pytest.mark.parametrize("num_targets", [3, 40])
 def test_accumulator_paths_equal_direct_sum_across_chunk_boundaries(num_targets):
-    from salvo.methods.blackbox.rise import chunk_size
+    from salvo.methods.black_box.rise import chunk_size
 
     rng = np.random.default_rng(num_targets)
     chunk = chunk_size(num_targets)

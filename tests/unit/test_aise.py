@@ -9,15 +9,15 @@ import pytest
 from salvo.common import Method, Task
 from salvo.errors import DetectionBoxWarning, PostprocessWarning
 from salvo.kernels.gaussian import render_masks
-from salvo.methods.blackbox import method_class
-from salvo.methods.blackbox.aise import (
+from salvo.methods.black_box import method_class
+from salvo.methods.black_box.aise.base import (
     AISEClassification,
     AISEDetection,
     resolve_classification_params,
     resolve_detection_params,
 )
-from salvo.methods.blackbox.drise import DRISE
-from salvo.planted import batchable, planted_cnn, planted_image
+from salvo.methods.black_box.drise import DRISE
+from salvo.testing.planted import batchable, planted_cnn, planted_image
 from scipy.optimize import direct
 
 F32 = "f32"

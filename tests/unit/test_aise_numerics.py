@@ -9,9 +9,9 @@ import openvino as ov
 import openvino.opset13 as ops
 import pytest
 from salvo.errors import UninformativeMapWarning
-from salvo.methods.blackbox.aise import AISEClassification, AISEDetection
-from salvo.methods.blackbox.drise import DRISE
-from salvo.planted import batchable, planted_cnn, planted_image
+from salvo.methods.black_box.aise.base import AISEClassification, AISEDetection
+from salvo.methods.black_box.drise import DRISE
+from salvo.testing.planted import batchable, planted_cnn, planted_image
 
 F32 = "f32"
 SIZE = 56

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import salvo as xai
-from salvo.planted import batchable, planted_cnn, planted_image
+from salvo.testing.planted import batchable, planted_cnn, planted_image
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

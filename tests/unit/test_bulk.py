@@ -9,8 +9,8 @@ import openvino.opset13 as ops
 import pytest
 import salvo as xai
 from salvo.bulk import BulkJob, explain_stream, top_k
-from salvo.methods.blackbox.rise import RISE, RISEJob, resolve_params
-from salvo.planted import batchable, planted_cnn, planted_image, planted_image_with_object
+from salvo.methods.black_box.rise import RISE, RISEJob, resolve_params
+from salvo.testing.planted import batchable, planted_cnn, planted_image, planted_image_with_object
 
 F32 = "f32"
 

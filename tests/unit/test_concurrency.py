@@ -18,8 +18,8 @@ import pytest
 import salvo as xai
 from salvo.inference import InferenceEngine
 from salvo.metrics import InsertionDeletionAUC
-from salvo.methods.blackbox.rise import RISE, resolve_params
-from salvo.planted import batchable, planted_cnn, planted_image
+from salvo.methods.black_box.rise import RISE, resolve_params
+from salvo.testing.planted import batchable, planted_cnn, planted_image
 
 F32 = "f32"
 THREADS = 4
@@ -168,7 +168,7 @@ def detections_of(planted):
 
 
 def test_drise_shared_between_threads(planted, images):
-    from salvo.methods.blackbox.drise import DRISE
+    from salvo.methods.black_box.drise import DRISE
 
     drise = DRISE(batchable(planted), detections_of(planted), precision=F32, batch_size=2,
                   num_requests=2, progress=False)
@@ -276,8 +276,8 @@ def test_threads_saving_into_one_folder(planted, images, tmp_path: Path):
 def test_drise_calls_never_see_each_others_weights(planted, images, monkeypatch):
     # both calls are held inside RISE's run at once (after their setup, before their masks):
     # a call that kept its weights function on the shared object would now use the other's
-    from salvo.methods.blackbox import rise as rise_module
-    from salvo.methods.blackbox.drise import DRISE
+    from salvo.methods.black_box import rise as rise_module
+    from salvo.methods.black_box.drise import DRISE
 
     drise = DRISE(batchable(planted), detections_of(planted), precision=F32, batch_size=2,
                   num_requests=2, progress=False)

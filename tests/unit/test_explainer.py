@@ -11,8 +11,8 @@ import pytest
 
 import salvo as xai
 from salvo.explainer import ExplainMode
-from salvo.planted import planted_cnn, planted_image, planted_image_with_object
-from salvo.targets import resolve_targets
+from salvo.testing.planted import planted_cnn, planted_image, planted_image_with_object
+from salvo.common.targets import resolve_targets
 
 
 def logits(outputs):

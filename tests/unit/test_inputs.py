@@ -22,9 +22,9 @@ import salvo as xai
 from salvo import zoo
 from salvo.inference import InferenceEngine
 from salvo.metrics import InsertionDeletionAUC
-from salvo.planted import batchable, planted_cnn, planted_image
-from salvo import targets as targets_module
-from salvo.targets import resolve_targets
+from salvo.testing.planted import batchable, planted_cnn, planted_image
+from salvo.common import targets as targets_module
+from salvo.common.targets import resolve_targets
 
 F32 = "f32"
 
@@ -94,7 +94,7 @@ def test_whole_floats_and_wide_ints_in_range_give_the_uint8_map(u8, u8_image):
 
 
 def test_method_objects_refuse_unit_floats_for_a_uint8_model(u8, u8_image):
-    from salvo.methods.blackbox.rise import RISE, resolve_params
+    from salvo.methods.black_box.rise import RISE, resolve_params
 
     rise = RISE(batchable(u8), logits, precision=F32, progress=False)
     unit = u8_image.astype(np.float32) / 255.0

@@ -16,7 +16,7 @@ from salvo.explainer.explanation import Explanation
 from salvo.metrics import ADCC, InsertionDeletionAUC, PointingGame
 from salvo.metrics.adcc import adcc_from_components
 from salvo.metrics.insertion_deletion_auc import AUC, pixel_order
-from salvo.planted import batchable, planted_cnn, planted_image
+from salvo.testing.planted import batchable, planted_cnn, planted_image
 
 F32 = "f32"
 H, W = 20, 24  # N = 480 pixels; steps 7 does not divide it

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from salvo.visualization import process_saliency_maps
+from salvo.explainer.visualizer import process_saliency_maps
 
 
 def float64_reference(raw: np.ndarray, image: np.ndarray, out_hw: tuple[int, int],

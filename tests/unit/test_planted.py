@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import openvino as ov
 import pytest
-from salvo.planted import (
+from salvo.testing.planted import (
     DEFAULT_ACTIVATION_CELLS,
     DEFAULT_CELL_REGIONS,
     planted_cnn,

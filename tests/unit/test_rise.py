@@ -9,8 +9,8 @@ import openvino.opset13 as ops
 import pytest
 
 from salvo.errors import PostprocessWarning
-from salvo.methods.blackbox.rise import RISE, resolve_params
-from salvo.planted import batchable, planted_cnn, planted_image
+from salvo.methods.black_box.rise import RISE, resolve_params
+from salvo.testing.planted import batchable, planted_cnn, planted_image
 
 F32 = "f32"
 

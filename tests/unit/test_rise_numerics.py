@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from salvo.errors import UninformativeMapWarning
 from salvo.kernels import rise_masks
-from salvo.methods.blackbox.rise import RISE, RISEJob, resolve_params
-from salvo.planted import batchable, planted_cnn, planted_image
+from salvo.methods.black_box.rise import RISE, RISEJob, resolve_params
+from salvo.testing.planted import batchable, planted_cnn, planted_image
 
 F32 = "f32"
 PARAMS = dict(num_masks=500, num_cells=5, seed=11)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from salvo.visualization import (
+from salvo.explainer.visualizer import (
     BATCHED_MIN_MAPS,
     apply_colormap,
     image_size,

@@ -10,16 +10,16 @@ import pytest
 from openvino import opset13 as ops
 from salvo import zoo
 from salvo.common import SALIENCY_MAP_OUTPUT_NAME, Method, Task
-from salvo.methods.whitebox import (
+from salvo.methods.white_box import (
     XAIInsertionError,
     find_target_layer,
     insert_xai,
     recipro_cam,
     resolve_whitebox_method,
 )
-from salvo.methods.whitebox.base import GraphIndex, TargetLayer, find_node
-from salvo.methods.whitebox.recipro_cam import closed_form_plan
-from salvo.planted import (
+from salvo.methods.white_box.graph import GraphIndex, TargetLayer, find_node
+from salvo.methods.white_box.recipro_cam import closed_form_plan
+from salvo.testing.planted import (
     planted_cnn,
     planted_detector,
     planted_image,
@@ -28,7 +28,7 @@ from salvo.planted import (
 )
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
-INSERT_LOGGER = "salvo.methods.whitebox.insert"
+INSERT_LOGGER = "salvo.methods.white_box.insert"
 
 
 def _run(model: ov.Model, x: np.ndarray) -> dict:

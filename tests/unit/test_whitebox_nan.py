@@ -7,7 +7,7 @@ import openvino as ov
 import openvino.opset13 as ops
 import pytest
 import salvo as xai
-from salvo.planted import planted_cnn, planted_image
+from salvo.testing.planted import planted_cnn, planted_image
 
 F32 = "f32"
 

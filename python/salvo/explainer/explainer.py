@@ -30,8 +30,8 @@ from salvo.common import (
 from salvo.errors import IgnoredArgumentWarning
 from salvo.explainer.explanation import Explanation
 from salvo.inference import InferenceEngine, check_device, read_model
-from salvo.methods.whitebox.insert import METHOD_KWARGS as WHITEBOX_KWARGS
-from salvo.targets import check_label_names, resolve_targets
+from salvo.methods.white_box.insert import METHOD_KWARGS as WHITEBOX_KWARGS
+from salvo.common.targets import check_label_names, resolve_targets
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class Explainer:
         input_shape: Sequence[int] | None = None,
         **method_kwargs: Any,
     ) -> None:
-        from salvo.methods.whitebox.insert import check_target_layer
+        from salvo.methods.white_box.insert import check_target_layer
 
         _check_kwargs(method_kwargs, "Explainer()")
         if "progress" in method_kwargs:
@@ -272,7 +272,7 @@ class Explainer:
                 self._init_whitebox(requested)
                 self.explain_mode = ExplainMode.WHITEBOX
             except Exception as exc:
-                from salvo.methods.whitebox import XAIInsertionError
+                from salvo.methods.white_box import XAIInsertionError
 
                 if mode == ExplainMode.WHITEBOX or not isinstance(exc, XAIInsertionError):
                     if isinstance(exc, XAIInsertionError):
@@ -306,7 +306,7 @@ class Explainer:
 
     # ------------------------------------------------------------------ modes
     def _init_whitebox(self, requested: Method | None) -> None:
-        from salvo.methods.whitebox import insert_xai, resolve_whitebox_method
+        from salvo.methods.white_box import insert_xai, resolve_whitebox_method
 
         method = resolve_whitebox_method(self.model, self.task, requested, self.target_layer)
         wb_kwargs = {k: v for k, v in self.method_kwargs.items() if k in METHOD_KWARGS[method]}
@@ -332,7 +332,7 @@ class Explainer:
         logger.info("Explaining the model in white-box mode.")
 
     def _init_blackbox(self, requested: Method | None) -> None:
-        from salvo.methods.blackbox import BlackBoxRunner
+        from salvo.methods.black_box import BlackBoxRunner
 
         method = requested or Method.AISE
         self.explain_method = method
@@ -348,7 +348,7 @@ class Explainer:
     def _split_blackbox_kwargs(
         kwargs: Mapping[str, Any],
     ) -> tuple[dict[str, Any], dict[str, Any], bool]:
-        from salvo.methods.blackbox import ENGINE_KEYS
+        from salvo.methods.black_box import ENGINE_KEYS
 
         engine = {k: v for k, v in kwargs.items() if k in ENGINE_KEYS}
         progress = check_progress(kwargs.get("progress"))
@@ -487,7 +487,7 @@ class Explainer:
         outputs = self._engine.infer_items(x)
         names = [o.get_names() for o in self._xai_model.outputs]
         idx = next(i for i, n in enumerate(names) if SALIENCY_MAP_OUTPUT_NAME in n)
-        from salvo.methods.whitebox.base import check_finite_outputs
+        from salvo.methods.white_box.graph import check_finite_outputs
 
         check_finite_outputs(outputs, list(self._engine.compiled.outputs))
         smap = outputs[idx][0]
@@ -517,7 +517,7 @@ class Explainer:
         return smap[keys], predictions, 1, keys
 
     def _visualise(self, raw, keys, data, x, predictions, num_inferences, label_names, **vis):
-        from salvo.visualization import process_saliency_maps
+        from salvo.explainer.visualizer import process_saliency_maps
 
         maps = process_saliency_maps(raw, targets=keys, data=data, **vis)
         return Explanation(

@@ -1,7 +1,7 @@
 """The result of an explanation: processed saliency maps plus what they explain.
 
 :class:`Explanation` only holds, saves and shows maps; the maps are computed by the methods
-and post-processed by :mod:`salvo.visualization` before the Explainer builds the object.
+and post-processed by :mod:`salvo.explainer.visualizer` before the Explainer builds the object.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from salvo.common import Method, Task
 from salvo.errors import PlotWarning
-from salvo.visualization import PER_IMAGE_MAP_KEY, normalise_target_key, scale_to_uint8
+from salvo.explainer.visualizer import PER_IMAGE_MAP_KEY, normalise_target_key, scale_to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Explanation:
     ) -> None:
         self._task = task if isinstance(task, Task) else Task(task)
         self._method = method if method is None or isinstance(method, Method) else Method(method)
-        from salvo.targets import check_label_names
+        from salvo.common.targets import check_label_names
 
         self._label_names: list[str] | None = check_label_names(label_names)
         if isinstance(num_inferences, (bool, np.bool_)) or not isinstance(

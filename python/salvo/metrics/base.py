@@ -23,7 +23,7 @@ from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo._checks import as_real_array, fit_dtype
 from salvo.inference import InferenceEngine, read_model
-from salvo.methods.blackbox.base import Scorer
+from salvo.methods.black_box.base import Scorer
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import numpy as np
 import openvino as ov
 from openvino import opset13 as ops
 
-from salvo.methods.whitebox.base import XAIInsertionError, const
+from salvo.methods.white_box.graph import XAIInsertionError, const
 
 __all__ = ["activation_map_branch"]
 

@@ -51,7 +51,7 @@ from salvo.inference import InferenceEngine, is_cpu_only
 from salvo.kernels import fill_masked
 from salvo.kernels.direct import BatchedDirect
 from salvo.kernels.gaussian import kde_accumulate, render_masks
-from salvo.methods.blackbox.base import (
+from salvo.methods.black_box.base import (
     BlackBoxMethod,
     BlackBoxResult,
     Scorer,
@@ -60,7 +60,7 @@ from salvo.methods.blackbox.base import (
     predictions_for,
     warn_uninformative,
 )
-from salvo.targets import _scalar, resolve_targets
+from salvo.common.targets import _scalar, resolve_targets
 
 logger = logging.getLogger(__name__)
 
@@ -658,7 +658,7 @@ def run_searches(
     engine
         The compiled model.
     image
-        The preprocessed image as :func:`~salvo.methods.blackbox.base.image_for_fill` gives it.
+        The preprocessed image as :func:`~salvo.methods.black_box.base.image_for_fill` gives it.
     lower, upper
         ``(S, 2)`` search boxes for ``(cx, cy)``; search ``s`` belongs to target ``s // K``.
     sigmas
@@ -678,7 +678,7 @@ def run_searches(
         with ``update(n)``), advanced by images.
 
     A target whose objective is flat — the spread of its values over all its evaluations (all
-    widths) at most :data:`~salvo.methods.blackbox.base.FLAT_RELATIVE` times the largest
+    widths) at most :data:`~salvo.methods.black_box.base.FLAT_RELATIVE` times the largest
     absolute image score its evaluations were made of — gets a zero map and is marked in
     :attr:`SearchOutcome.flat` (the kernel-density of the points DIRECT happened to try would
     otherwise look like a confident map).
@@ -755,7 +755,7 @@ def _progress(show: bool | None, total: int) -> RunProgress:
 
 class _AISEBase(BlackBoxMethod):
     """What the classification and detection variants share (parameters:
-    :class:`~salvo.methods.blackbox.base.BlackBoxMethod`)."""
+    :class:`~salvo.methods.black_box.base.BlackBoxMethod`)."""
 
     name = "AISE"
 
@@ -783,7 +783,7 @@ class _AISEBase(BlackBoxMethod):
 
 class AISEClassification(_AISEBase):
     """AISE for classification models on the batched asynchronous engine (parameters:
-    :class:`~salvo.methods.blackbox.base.BlackBoxMethod`)."""
+    :class:`~salvo.methods.black_box.base.BlackBoxMethod`)."""
 
     postprocess_contract = ("raw outputs -> class scores (B, num_classes), logits or "
                             "probabilities")
@@ -872,7 +872,7 @@ class AISEClassification(_AISEBase):
 
 class AISEDetection(_AISEBase):
     """AISE for detection models on the batched asynchronous engine (parameters:
-    :class:`~salvo.methods.blackbox.base.BlackBoxMethod`)."""
+    :class:`~salvo.methods.black_box.base.BlackBoxMethod`)."""
 
     postprocess_contract = DETECTION_CONTRACT
 

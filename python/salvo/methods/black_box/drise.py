@@ -1,7 +1,7 @@
 """D-RISE: RISE for object detectors (Petsiuk et al., arXiv 2006.03204), batched.
 
 The masks are RISE's (counter-based, generated in C++; SPEC section 6) and so are the engine and
-the streaming accumulation (:class:`salvo.methods.blackbox.rise.RISE` does the work). What
+the streaming accumulation (:class:`salvo.methods.black_box.rise.RISE` does the work). What
 changes is the weight of a mask: for a target box ``t`` (found on the unmasked image) it is the
 best similarity between ``t`` and the detections on the masked image,
 
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from openvino.utils.data_helpers.wrappers import OVDict
 
-from salvo.methods.blackbox.aise import (
+from salvo.methods.black_box.aise.base import (
     DETECTION_CONTRACT,
     DetectionReader,
     Detections,
@@ -39,8 +39,8 @@ from salvo.methods.blackbox.aise import (
     select_target_boxes,
 )
 from salvo.errors import DetectionBoxWarning
-from salvo.methods.blackbox.base import BlackBoxMethod, BlackBoxResult, warn_uninformative
-from salvo.methods.blackbox.rise import RISE, resolve_params
+from salvo.methods.black_box.base import BlackBoxMethod, BlackBoxResult, warn_uninformative
+from salvo.methods.black_box.rise import RISE, resolve_params
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def drise_weights(found: Detections, boxes: np.ndarray, labels: np.ndarray) -> n
 
 class DRISE(BlackBoxMethod):
     """D-RISE on the batched asynchronous engine (parameters:
-    :class:`~salvo.methods.blackbox.base.BlackBoxMethod`)."""
+    :class:`~salvo.methods.black_box.base.BlackBoxMethod`)."""
 
     name = "D-RISE"
     postprocess_contract = DETECTION_CONTRACT

@@ -22,7 +22,7 @@ import numpy as np
 import openvino as ov
 from openvino import opset13 as ops
 
-from salvo.methods.whitebox.base import XAIInsertionError, const
+from salvo.methods.white_box.graph import XAIInsertionError, const
 
 __all__ = ["det_class_probability_map_branch", "head_geometry"]
 

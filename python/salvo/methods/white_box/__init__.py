@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from salvo.methods.whitebox.base import (
+from salvo.methods.white_box.graph import (
     TargetLayer,
     XAIInsertionError,
     find_cnn_target,
@@ -12,7 +12,7 @@ from salvo.methods.whitebox.base import (
     is_transformer,
     logits_output,
 )
-from salvo.methods.whitebox.insert import METHOD_KWARGS, insert_xai, resolve_whitebox_method
+from salvo.methods.white_box.insert import METHOD_KWARGS, insert_xai, resolve_whitebox_method
 
 __all__ = [
     "METHOD_KWARGS",

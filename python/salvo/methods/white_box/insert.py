@@ -16,8 +16,8 @@ import openvino as ov
 
 from salvo._checks import check_flag
 from salvo.common import Method, Task
-from salvo.methods.whitebox.activation_map import activation_map_branch
-from salvo.methods.whitebox.base import (
+from salvo.methods.white_box.activation_map import activation_map_branch
+from salvo.methods.white_box.graph import (
     GraphIndex,
     TargetLayer,
     XAIInsertionError,
@@ -30,9 +30,9 @@ from salvo.methods.whitebox.base import (
     scale_maps,
     static_dims,
 )
-from salvo.methods.whitebox.det_class_probability_map import det_class_probability_map_branch
-from salvo.methods.whitebox.recipro_cam import recipro_cam_branch
-from salvo.methods.whitebox.vit_recipro_cam import vit_recipro_cam_branch
+from salvo.methods.white_box.det_class_probability_map import det_class_probability_map_branch
+from salvo.methods.white_box.recipro_cam import recipro_cam_branch
+from salvo.methods.white_box.vit_recipro_cam import vit_recipro_cam_branch
 
 logger = logging.getLogger(__name__)
 

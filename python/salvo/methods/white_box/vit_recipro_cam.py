@@ -17,7 +17,7 @@ import numpy as np
 import openvino as ov
 from openvino import opset13 as ops
 
-from salvo.methods.whitebox.base import (
+from salvo.methods.white_box.graph import (
     GraphIndex,
     TargetLayer,
     XAIInsertionError,
@@ -27,7 +27,7 @@ from salvo.methods.whitebox.base import (
     logits_output,
     typed_const,
 )
-from salvo.methods.whitebox.recipro_cam import scores_to_maps
+from salvo.methods.white_box.recipro_cam import scores_to_maps
 
 __all__ = ["gaussian_token_masks", "token_grid", "vit_recipro_cam_branch"]
 

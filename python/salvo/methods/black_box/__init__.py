@@ -2,7 +2,7 @@
 
 Each method is a class constructed as ``Cls(model, postprocess_fn, device_name, **engine_kwargs)``
 with an ``explain(x, targets, *, label_names, progress, **params) -> BlackBoxResult`` method
-(see :class:`salvo.methods.blackbox.base.BlackBoxResult`). :data:`REGISTRY` maps
+(see :class:`salvo.methods.black_box.base.BlackBoxResult`). :data:`REGISTRY` maps
 ``(Method, Task)`` to the import path of the class.
 """
 
@@ -17,16 +17,16 @@ from typing import Any
 import openvino as ov
 
 from salvo.common import Method, Task
-from salvo.methods.blackbox.base import ENGINE_KEYS, BlackBoxResult
+from salvo.methods.black_box.base import ENGINE_KEYS, BlackBoxResult
 
 __all__ = ["ENGINE_KEYS", "REGISTRY", "BlackBoxResult", "BlackBoxRunner"]
 
 #: (method, task) -> "module:Class"
 REGISTRY: dict[tuple[Method, Task], str] = {
-    (Method.RISE, Task.CLASSIFICATION): "salvo.methods.blackbox.rise:RISE",
-    (Method.RISE, Task.DETECTION): "salvo.methods.blackbox.drise:DRISE",
-    (Method.AISE, Task.CLASSIFICATION): "salvo.methods.blackbox.aise:AISEClassification",
-    (Method.AISE, Task.DETECTION): "salvo.methods.blackbox.aise:AISEDetection",
+    (Method.RISE, Task.CLASSIFICATION): "salvo.methods.black_box.rise:RISE",
+    (Method.RISE, Task.DETECTION): "salvo.methods.black_box.drise:DRISE",
+    (Method.AISE, Task.CLASSIFICATION): "salvo.methods.black_box.aise.base:AISEClassification",
+    (Method.AISE, Task.DETECTION): "salvo.methods.black_box.aise.base:AISEDetection",
 }
 
 

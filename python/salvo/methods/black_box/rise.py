@@ -60,7 +60,7 @@ from salvo.kernels import (
     sgemm_accumulate_single_thread,
 )
 from salvo.kernels.maps import finish_maps
-from salvo.methods.blackbox.base import (
+from salvo.methods.black_box.base import (
     BlackBoxMethod,
     BlackBoxResult,
     Scorer,
@@ -69,7 +69,7 @@ from salvo.methods.blackbox.base import (
     predictions_for,
     warn_uninformative,
 )
-from salvo.targets import resolve_targets
+from salvo.common.targets import resolve_targets
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class Accumulator:
     ``sum_i s_i m_i = 2**e sum_i d_i m_i + c sum_i m_i``.
 
     Flat maps. A target whose scores do not vary over the masks beyond float32 resolution at
-    their magnitude (:func:`~salvo.methods.blackbox.base.is_flat`: ``max - min <= 2**-23 *
+    their magnitude (:func:`~salvo.methods.black_box.base.is_flat`: ``max - min <= 2**-23 *
     max |s|``) has a flat map (zeros); :meth:`flat_targets` says which.
     """
 

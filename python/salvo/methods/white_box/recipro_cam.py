@@ -32,7 +32,7 @@ import numpy as np
 import openvino as ov
 from openvino import opset13 as ops
 
-from salvo.methods.whitebox.base import (
+from salvo.methods.white_box.graph import (
     GraphIndex,
     TargetLayer,
     XAIInsertionError,

@@ -1,0 +1,27 @@
+"""Names shared by every layer of salvo: tasks, methods, modes and presets, and small utilities.
+
+The reference toolkit's ``openvino_xai.common`` (``Task``, ``Method``, ``has_xai``, ``scaling``)
+lives here too.
+"""
+
+from __future__ import annotations
+
+from salvo.common.parameters import (
+    BLACKBOX_METHODS,
+    SALIENCY_MAP_OUTPUT_NAME,
+    WHITEBOX_METHODS,
+    ExplainMode,
+    Method,
+    Preset,
+    Task,
+)
+
+__all__ = [
+    "BLACKBOX_METHODS",
+    "SALIENCY_MAP_OUTPUT_NAME",
+    "WHITEBOX_METHODS",
+    "ExplainMode",
+    "Method",
+    "Preset",
+    "Task",
+]
