@@ -193,7 +193,7 @@ def salvo_explainer(model: ov.Model, task: Any, postprocess: Any, method: Any,
 
 def engine_facts(ex: Any) -> dict:
     try:  # private, for the report only
-        engine = ex._blackbox._impl.engine
+        engine = ex.method.engine
         return {"batch_size": engine.batch_size, "num_requests": engine.num_requests}
     except AttributeError:
         return {}
@@ -552,7 +552,7 @@ def hwc_to_nchw(image: np.ndarray) -> np.ndarray:
 
 
 def _aise_salvo(model: ov.Model, postprocess: Any) -> Any:
-    from salvo.methods.black_box.aise.base import AISEClassification
+    from salvo.methods.black_box.aise import AISEClassification
 
     return AISEClassification(model, postprocess, precision="f32", progress=False)
 

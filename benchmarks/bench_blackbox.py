@@ -189,7 +189,7 @@ def build_salvo(size: int, precision: str | None,
     compile_s = time.perf_counter() - t0
     facts: dict[str, Any] = {}
     try:  # private, for the report only
-        engine = explainer._blackbox._impl.engine
+        engine = explainer.method.engine
         facts = {"batch_size": engine.batch_size, "num_requests": engine.num_requests,
                  "config": {k: str(v) for k, v in engine.config.items()}}
     except AttributeError:

@@ -11,7 +11,7 @@ from salvo import _deprecated
 from salvo._info import __version__, build_info
 from salvo.common import ExplainMode, Method, Preset, Task
 from salvo.explainer import Explainer, Explanation
-from salvo.methods.white_box import insert_xai
+from salvo.api import insert_xai
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 _deprecated.install()

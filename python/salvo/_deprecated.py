@@ -23,6 +23,7 @@ MOVED: dict[str, str] = {
     "salvo.planted": "salvo.testing.planted",
     "salvo.methods.whitebox": "salvo.methods.white_box",
     "salvo.methods.whitebox.base": "salvo.methods.white_box.graph",
+    "salvo.methods.whitebox.insert": "salvo.methods.factory",
     "salvo.methods.blackbox": "salvo.methods.black_box",
     "salvo.methods.blackbox.aise": "salvo.methods.black_box.aise",
 }

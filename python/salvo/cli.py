@@ -1209,7 +1209,6 @@ def _say(message: str) -> None:
 def _cmd_explain(args: argparse.Namespace) -> int:
     import salvo
     from salvo.common import ExplainMode, Method, Task
-    from salvo.explainer.explainer import METHOD_KWARGS
     from salvo.files import FolderBusyError, FolderLock, remove_temporaries
 
     _check_explain_flags(args)
@@ -1259,7 +1258,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     for w in caught:
         _say(f"salvo: warning: {w.message}")
     call_kwargs = {"progress": False}
-    if args.save_raw and "scale_output" in METHOD_KWARGS.get(explainer.explain_method, ()):
+    if args.save_raw and "scale_output" in type(explainer.method).keywords():
         call_kwargs["scale_output"] = False
     if default_pre:
         _say(f"salvo: note: no --preprocess given: images are {describe_preprocess(pre, info)} "

@@ -10,21 +10,22 @@ batches exist at once, so memory does not depend on the number of items.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
-from salvo._checks import is_integer, is_number
+from salvo._checks import check_int, is_integer, is_number
 
 logger = logging.getLogger(__name__)
 
@@ -214,6 +215,118 @@ def _guess_layout(port: ov.Output, shape: tuple[int, ...]) -> str:
     if shape[3] in (1, 3, 4):
         return "NHWC"
     return "NCHW"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How a method compiles and runs its model; ``None`` leaves a field to the method's default.
+
+    Every salvo method takes these as keywords (constructor or call); an Explainer turns its
+    keywords into one config at its boundary. ``inference_precision`` is accepted as another
+    name for ``precision``.
+
+    Attributes
+    ----------
+    batch_size
+        Items per infer request (see :class:`InferenceEngine`).
+    num_requests
+        Infer requests in flight.
+    precision
+        ``"f32"``, ``"f16"``, ``"bf16"`` (OpenVINO's ``INFERENCE_PRECISION_HINT``), or ``None``
+        for the device default.
+    performance_hint
+        ``"THROUGHPUT"``, ``"LATENCY"`` or ``"CUMULATIVE_THROUGHPUT"``.
+    cache_dir
+        OpenVINO's model cache folder.
+    timeout
+        Seconds to wait for one infer request.
+    """
+
+    batch_size: int | None = None
+    num_requests: int | None = None
+    precision: str | None = None
+    performance_hint: str | None = None
+    cache_dir: str | None = None
+    timeout: float | None = None
+
+    #: Other names accepted for a field.
+    ALIASES: ClassVar[Mapping[str, str]] = {"inference_precision": "precision"}
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        if self.batch_size is not None:
+            put("batch_size", check_int(self.batch_size, "batch_size", minimum=1))
+        if self.num_requests is not None:
+            put("num_requests", check_int(self.num_requests, "num_requests", minimum=1))
+        if self.precision is not None:
+            if not isinstance(self.precision, str) or self.precision.lower() not in _PRECISIONS:
+                raise ValueError(
+                    f"precision must be one of {sorted(set(_PRECISIONS.values()))} or None, "
+                    f"got {self.precision!r}"
+                )
+            put("precision", _PRECISIONS[self.precision.lower()])
+        if self.performance_hint is not None and self.performance_hint not in _HINTS:
+            raise ValueError(
+                f"performance_hint must be one of {_HINTS}, got {self.performance_hint!r}"
+            )
+        if self.cache_dir is not None:
+            if not isinstance(self.cache_dir, (str, os.PathLike)):
+                raise TypeError(f"cache_dir must be a path, got {self.cache_dir!r}")
+            put("cache_dir", os.fspath(self.cache_dir))
+        if self.timeout is not None:
+            if not (is_number(self.timeout) and 0 < float(self.timeout) < math.inf):
+                raise ValueError(
+                    f"timeout must be a positive number of seconds, got {self.timeout!r}"
+                )
+            put("timeout", float(self.timeout))
+
+    @classmethod
+    def keywords(cls) -> frozenset[str]:
+        """Every keyword :meth:`from_keywords` understands (fields and aliases)."""
+        return frozenset(f.name for f in fields(cls)) | frozenset(cls.ALIASES)
+
+    @classmethod
+    def from_keywords(cls, kwargs: Mapping[str, Any]) -> EngineConfig:
+        """The config of the engine keywords in ``kwargs`` (other keys are ignored).
+
+        Raises
+        ------
+        ValueError
+            A field and its alias given with different values, or a bad value (naming it).
+        """
+        values: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            name = cls.ALIASES.get(key, key)
+            if name not in cls.__dataclass_fields__:
+                continue
+            if value is None:
+                continue
+            if name in values and values[name] != value:
+                aliases = [k for k, v in cls.ALIASES.items() if v == name]
+                raise ValueError(
+                    f"{name} and {', '.join(aliases)} name the same setting; give one "
+                    f"(got {values[name]!r} and {value!r})"
+                )
+            values[name] = value
+        return cls(**values)
+
+    def merged(self, other: EngineConfig | None) -> EngineConfig:
+        """This config with the fields ``other`` sets (not ``None``) taken from ``other``."""
+        if other is None:
+            return self
+        return replace(self, **{f.name: getattr(other, f.name) for f in fields(other)
+                                if getattr(other, f.name) is not None})
+
+    def with_defaults(self, **defaults: Any) -> EngineConfig:
+        """This config with its ``None`` fields set from ``defaults``."""
+        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """The keywords of :class:`InferenceEngine` this config sets."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) is not None}
 
 
 class InferenceEngine:

@@ -299,7 +299,7 @@ def test_walkthrough(models, variant, photo, tmp_path, caplog):
 
 def test_seed_blackbox_aise(models, tmp_path, caplog):
     """The walkthrough's default black-box cell (AISE) on its own model layout."""
-    from salvo.methods.black_box import REGISTRY
+    from salvo.methods.factory import REGISTRY
 
     if (xai.Method.AISE, xai.Task.CLASSIFICATION) not in REGISTRY:
         pytest.skip("AISE is not implemented yet (issue 5)")

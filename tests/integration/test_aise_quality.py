@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from salvo.kernels.gaussian import kde_map
-from salvo.methods.black_box.aise.base import AISEClassification
+from salvo.methods.black_box.aise import AISEClassification
 from salvo.metrics import InsertionDeletionAUC
 from salvo.testing.planted import planted_cnn, planted_image
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from map_checks import box_mask, inside, peak_xy
 from salvo import zoo
-from salvo.methods.black_box.aise.base import AISEClassification, AISEDetection
+from salvo.methods.black_box.aise import AISEClassification, AISEDetection
 
 pytestmark = pytest.mark.slow
 

@@ -257,7 +257,7 @@ def test_only_bad_images_fail_with_a_reason(files, tmp_path, capsys):
 @pytest.mark.parametrize("method", ["rise", "aise"])
 def test_blackbox_methods_are_reached_through_method(files, tmp_path, capsys, method):
     from salvo.common import Method, Task
-    from salvo.methods.black_box import REGISTRY
+    from salvo.methods.factory import REGISTRY
 
     out = tmp_path / method
     args = ["explain", files["model"], str(files["photos"] / "shot2.png"), "--out", str(out),

@@ -31,14 +31,14 @@ def coffee():
 
 @pytest.fixture(scope="module")
 def engine(model):
-    return RISE(model, lambda o: o[0], precision="f32", progress=False).engine
+    # one compiled model; each run passes its own postprocess_fn
+    return RISE(model, lambda o: o[0], precision="f32", progress=False)
 
 
 def run(engine, x, postprocess_fn):
-    rise = RISE.on_engine(engine, postprocess_fn, progress=False)  # one compiled model
     with warnings.catch_warnings():
         warnings.simplefilter("error", UninformativeMapWarning)
-        return rise.run(x, [ESPRESSO, 0], PARAMS).maps.astype(int)
+        return engine.run(x, [ESPRESSO, 0], PARAMS, postprocess_fn=postprocess_fn).maps.astype(int)
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,8 @@ import numpy as np
 import openvino as ov
 import pytest
 from salvo.common import SALIENCY_MAP_OUTPUT_NAME, Method, Task
-from salvo.methods.white_box import (
-    XAIInsertionError,
-    find_cnn_target,
-    find_target_layer,
-    insert_xai,
-    resolve_whitebox_method,
-)
+from salvo.methods.factory import insert_xai, resolve_whitebox_method
+from salvo.methods.white_box import XAIInsertionError, find_cnn_target, find_target_layer
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 

@@ -9,10 +9,9 @@ import pytest
 from salvo.common import Method, Task
 from salvo.errors import DetectionBoxWarning, PostprocessWarning
 from salvo.kernels.gaussian import render_masks
-from salvo.methods.black_box import method_class
+from salvo.methods.factory import method_class
+from salvo.methods.black_box.aise import AISEClassification, AISEDetection
 from salvo.methods.black_box.aise.base import (
-    AISEClassification,
-    AISEDetection,
     resolve_classification_params,
     resolve_detection_params,
 )

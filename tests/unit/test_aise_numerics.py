@@ -9,7 +9,7 @@ import openvino as ov
 import openvino.opset13 as ops
 import pytest
 from salvo.errors import UninformativeMapWarning
-from salvo.methods.black_box.aise.base import AISEClassification, AISEDetection
+from salvo.methods.black_box.aise import AISEClassification, AISEDetection
 from salvo.methods.black_box.drise import DRISE
 from salvo.testing.planted import batchable, planted_cnn, planted_image
 

@@ -300,7 +300,8 @@ def test_batch_steps_choose_the_automatic_cpu_batch():
 
 
 def test_aise_batch_follows_the_model_cost_on_cpu():
-    from salvo.methods.black_box.aise.base import CPU_BATCH_STEPS, AISEClassification
+    from salvo.methods.black_box.aise import AISEClassification
+    from salvo.methods.black_box.aise.base import CPU_BATCH_STEPS
 
     aise = AISEClassification(mean_model(), lambda o: o[0], precision="f32")
     cheap = [b for t, b in CPU_BATCH_STEPS if t == 0.0][0]

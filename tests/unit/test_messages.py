@@ -33,7 +33,7 @@ from salvo.errors import (
     SalvoWarning,
 )
 from salvo.explainer.explanation import Explanation
-from salvo.methods.black_box.aise.base import AISEDetection
+from salvo.methods.black_box.aise import AISEDetection
 from salvo.testing.planted import batchable, planted_cnn, planted_image
 
 F32 = "f32"

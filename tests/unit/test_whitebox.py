@@ -10,13 +10,8 @@ import pytest
 from openvino import opset13 as ops
 from salvo import zoo
 from salvo.common import SALIENCY_MAP_OUTPUT_NAME, Method, Task
-from salvo.methods.white_box import (
-    XAIInsertionError,
-    find_target_layer,
-    insert_xai,
-    recipro_cam,
-    resolve_whitebox_method,
-)
+from salvo.methods.factory import insert_xai, resolve_whitebox_method
+from salvo.methods.white_box import XAIInsertionError, find_target_layer, recipro_cam
 from salvo.methods.white_box.graph import GraphIndex, TargetLayer, find_node
 from salvo.methods.white_box.recipro_cam import closed_form_plan
 from salvo.testing.planted import (
@@ -28,7 +23,7 @@ from salvo.testing.planted import (
 )
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
-INSERT_LOGGER = "salvo.methods.white_box.insert"
+INSERT_LOGGER = "salvo"
 
 
 def _run(model: ov.Model, x: np.ndarray) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from salvo.common.parameters import (
     BLACKBOX_METHODS,
+    PER_IMAGE_MAP,
     SALIENCY_MAP_OUTPUT_NAME,
     WHITEBOX_METHODS,
     ExplainMode,
@@ -15,9 +16,13 @@ from salvo.common.parameters import (
     Preset,
     Task,
 )
+from salvo.common.utils import IdentityPreprocessFN, has_xai
 
 __all__ = [
     "BLACKBOX_METHODS",
+    "PER_IMAGE_MAP",
+    "IdentityPreprocessFN",
+    "has_xai",
     "SALIENCY_MAP_OUTPUT_NAME",
     "WHITEBOX_METHODS",
     "ExplainMode",

@@ -47,4 +47,7 @@ WHITEBOX_METHODS = frozenset(
 )
 BLACKBOX_METHODS = frozenset({Method.RISE, Method.AISE})
 
+#: Name of the output a white-box XAI branch adds to the model.
 SALIENCY_MAP_OUTPUT_NAME = "saliency_map"
+#: Target key of a class-agnostic map (one map per image, e.g. ActivationMap's).
+PER_IMAGE_MAP = "per_image_map"

@@ -1,4 +1,13 @@
-"""The Explainer: resolves mode and method, normalises targets, returns an Explanation."""
+"""The Explainer: picks the method for a model, turns keywords into settings once, explains
+inputs and returns :class:`~salvo.explainer.explanation.Explanation` s.
+
+The path of one image: :meth:`Explainer.__call__` -> :meth:`Explainer.preprocess` (the user's
+``preprocess_fn``, checked against the model input) -> the method's
+:meth:`~salvo.methods.base.MethodBase.explain` (white-box: one inference of the XAI model;
+black-box: many, through :class:`~salvo.inference.InferenceEngine`) -> :meth:`Explainer.visualise`
+(resize, colour map, overlay: :class:`~salvo.explainer.visualizer.VisOptions`) -> an
+``Explanation``.
+"""
 
 from __future__ import annotations
 
@@ -6,55 +15,74 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import openvino as ov
 
-from salvo._checks import (
-    as_real_array,
-    check_flag,
-    check_int,
-    check_number,
-    check_progress,
-    fit_dtype,
-)
-from salvo.common import (
-    BLACKBOX_METHODS,
-    SALIENCY_MAP_OUTPUT_NAME,
-    WHITEBOX_METHODS,
-    ExplainMode,
-    Method,
-    Task,
-)
+from salvo._checks import as_real_array, check_int, check_progress, fit_dtype
+from salvo.common import ExplainMode, Method, Task
+from salvo.common.targets import check_label_names
+from salvo.common.utils import IdentityPreprocessFN
 from salvo.errors import IgnoredArgumentWarning
 from salvo.explainer.explanation import Explanation
-from salvo.inference import InferenceEngine, check_device, read_model
-from salvo.methods.white_box.insert import METHOD_KWARGS as WHITEBOX_KWARGS
-from salvo.common.targets import check_label_names, resolve_targets
+from salvo.explainer.stream import explain_many
+from salvo.explainer.visualizer import VisOptions
+from salvo.inference import EngineConfig, read_model
+from salvo.methods.base import MethodBase, MethodParams, MethodResult, Prediction
+from salvo.methods.black_box.base import BlackBoxXAIMethod
+from salvo.methods.factory import (
+    REGISTRY,
+    BlackBoxMethodFactory,
+    WhiteBoxMethodFactory,
+    all_keywords,
+    as_enum,
+)
+from salvo.methods.white_box.base import WhiteBoxMethod, check_target_layer
+from salvo.methods.white_box.graph import XAIInsertionError
 
 logger = logging.getLogger(__name__)
 
-PER_IMAGE_MAP = "per_image_map"
+__all__ = ["CallSettings", "Explainer", "ExplainMode"]
 
-#: Keyword arguments each method understands (constructor or call).
-METHOD_KWARGS: dict[Method, frozenset[str]] = {
-    **WHITEBOX_KWARGS,
-    Method.RISE: frozenset(
-        {"preset", "num_masks", "num_cells", "prob", "seed", "scale_output", "tolerance",
-         "estimator", "check_every"}
-    ),
-    Method.AISE: frozenset(
-        {"preset", "num_iterations_per_kernel", "kernel_widths", "solver_epsilon",
-         "locally_biased", "divisors", "scale_output"}
-    ),
-}
-#: Keywords that configure how the model is run, accepted by every method.
-ENGINE_KWARGS = frozenset(
-    {"batch_size", "num_requests", "precision", "inference_precision", "performance_hint",
-     "cache_dir", "timeout", "progress"}
-)
-ALL_METHOD_KWARGS = frozenset().union(*METHOD_KWARGS.values()) | ENGINE_KWARGS
+#: The default ``preprocess_fn``: the input is already what the model takes.
+identity = IdentityPreprocessFN()
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    """What the method keywords of an Explainer call mean, resolved once at the boundary.
+
+    Attributes
+    ----------
+    params
+        The method's parameters (a frozen dataclass; ``None`` for a method without per-call
+        parameters).
+    engine
+        Engine settings over the method's own.
+    progress
+        Progress bars (``None``: when stderr is a terminal).
+    """
+
+    params: MethodParams | None
+    engine: EngineConfig
+    progress: bool | None
+
+
+def method_keywords() -> frozenset[str]:
+    """Every keyword an Explainer accepts besides its named arguments: the parameters of every
+    method, the engine settings, and ``progress``."""
+    return all_keywords() | EngineConfig.keywords() | {"progress"}
+
+
+def _check_keywords(kwargs: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(set(kwargs) - method_keywords())
+    if unknown:
+        raise TypeError(
+            f"{where} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+            f"method keywords are: {', '.join(sorted(method_keywords()))}"
+        )
 
 
 def _image_hw(image: Any) -> tuple[int, int] | None:
@@ -78,8 +106,6 @@ def _boxes_to_image(predictions: dict, input_size: Any, image: Any) -> dict:
     sy, sx = hw[0] / in_h, hw[1] / in_w
     if sy == 1 and sx == 1:
         return predictions
-    from salvo.explainer.explanation import Prediction
-
     out = {}
     for key, p in predictions.items():
         box = p.bounding_box
@@ -132,32 +158,12 @@ def _with_input_shape(model: ov.Model, input_shape: Any) -> tuple[ov.Model, tupl
     return copy, item
 
 
-def identity(x: Any) -> Any:
-    """The default ``preprocess_fn``: the input is already what the model takes."""
-    return x
-
-
-def _as_enum(enum: type, value: Any, argument: str) -> Any:
-    if isinstance(value, enum):
-        return value
-    try:
-        return enum(value.lower() if isinstance(value, str) else value)
-    except (ValueError, AttributeError):
-        valid = ", ".join(f"{m.name}" for m in enum)
-        raise ValueError(f"{argument} must be one of {valid}; got {value!r}") from None
-
-
-def _check_kwargs(kwargs: Mapping[str, Any], where: str) -> None:
-    unknown = sorted(set(kwargs) - ALL_METHOD_KWARGS)
-    if unknown:
-        raise TypeError(
-            f"{where} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
-            f"method keywords are: {', '.join(sorted(ALL_METHOD_KWARGS))}"
-        )
-
-
 class Explainer:
     """Explain an OpenVINO image model: white-box (graph edit) or black-box (many inferences).
+
+    One Explainer may be shared by any number of threads: a call never changes it, and
+    concurrent calls share its compiled engines (black-box calls draw from one pool of infer
+    requests; white-box calls overlap).
 
     Parameters
     ----------
@@ -170,7 +176,8 @@ class Explainer:
         already preprocessed batch).
     postprocess_fn
         Turns the raw model outputs (an ``OVDict``) into class scores ``(B, num_classes)``;
-        needed by black-box methods.
+        needed by black-box methods (for detection: ``(boxes, scores, labels)``). With a
+        white-box method it adds predictions to the explanations.
     explain_mode
         :class:`~salvo.ExplainMode`: ``AUTO`` tries white-box, then falls back to black-box.
     explain_method
@@ -188,14 +195,29 @@ class Explainer:
         model reshaped to it (the batch dimension is kept as it is), so white-box insertion and
         every engine see static dimensions. Dimensions the model fixes must match. ``None``
         (default): the model's own shape, which must then be static apart from the batch.
-    **method_kwargs
-        Method parameters (``preset``, ``num_masks``, …); they can also be given per call.
-    """
+    **kwargs
+        Method parameters (``preset``, ``num_masks``, …; a white-box method's branch
+        parameters such as ``use_gaussian``), engine settings (``batch_size``,
+        ``num_requests``, ``precision``/``inference_precision``, ``performance_hint``,
+        ``cache_dir``, ``timeout``) and ``progress``. Method parameters and engine settings can
+        also be given per call, where they win.
 
-    #: Infer requests of the white-box engine: one call uses one, so several threads calling
-    #: the same Explainer overlap (one caller's pre- and post-processing runs while another's
-    #: inference does). The engine keeps the LATENCY hint, so a lone call is as fast as before.
-    WHITEBOX_REQUESTS = 4
+    Attributes
+    ----------
+    method
+        The method object (:class:`~salvo.methods.base.MethodBase`) that does the work.
+    explain_method, explain_mode
+        The method chosen and the mode it runs in.
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword (a keyword of another method is a warning instead).
+    ValueError
+        A bad argument, naming it and its value.
+    RuntimeError
+        ``explain_mode=WHITEBOX`` and the XAI branch cannot be inserted.
+    """
 
     def __init__(
         self,
@@ -206,33 +228,39 @@ class Explainer:
         explain_mode: ExplainMode | str = ExplainMode.AUTO,
         explain_method: Method | str | None = None,
         target_layer: str | Sequence[str] | None = None,
-        embed_scaling: bool = True,
+        embed_scaling: bool | None = True,
         device_name: str = "CPU",
         input_shape: Sequence[int] | None = None,
-        **method_kwargs: Any,
+        **kwargs: Any,
     ) -> None:
-        from salvo.methods.white_box.insert import check_target_layer
-
-        _check_kwargs(method_kwargs, "Explainer()")
-        if "progress" in method_kwargs:
-            check_progress(method_kwargs["progress"])
+        _check_keywords(kwargs, "Explainer()")
+        if "progress" in kwargs:
+            check_progress(kwargs["progress"])
+        if not isinstance(model, (ov.Model, str, os.PathLike)):
+            raise TypeError(
+                f"model must be an openvino.Model or a path to a model file, got "
+                f"{type(model).__name__}"
+            )
         self.model = read_model(model)
         self.input_shape: tuple[int, ...] | None = None
         if input_shape is not None:
             self.model, self.input_shape = _with_input_shape(self.model, input_shape)
-        self.task = _as_enum(Task, task, "task")
-        self.explain_mode = _as_enum(ExplainMode, explain_mode, "explain_mode")
-        requested = None if explain_method is None else _as_enum(
-            Method, explain_method, "explain_method"
-        )
-        self.device_name = check_device(device_name)
+        if len(self.model.inputs) != 1:
+            raise ValueError(
+                f"model has {len(self.model.inputs)} inputs; salvo explains models with one "
+                "image input"
+            )
+        self.task = as_enum(task, Task, "task")
+        mode = as_enum(explain_mode, ExplainMode, "explain_mode")
+        requested = None if explain_method is None else as_enum(explain_method, Method,
+                                                                "explain_method")
         if preprocess_fn is None:
             preprocess_fn = identity
         if not callable(preprocess_fn):
             raise TypeError(f"preprocess_fn must be callable, got {type(preprocess_fn).__name__}")
         if postprocess_fn is not None and not callable(postprocess_fn):
             raise TypeError(f"postprocess_fn must be callable, got {type(postprocess_fn).__name__}")
-        if preprocess_fn is identity:
+        if isinstance(preprocess_fn, IdentityPreprocessFN):
             logger.info(
                 "Assigning preprocess_fn to identity function assumes that input images were "
                 "already preprocessed by user before passing it to the model. Please define "
@@ -241,47 +269,36 @@ class Explainer:
         self.preprocess_fn = preprocess_fn
         self.postprocess_fn = postprocess_fn
         self.target_layer = check_target_layer(target_layer)
-        # None as the reference toolkit's signature allows it: no scaling
-        self.embed_scaling = embed_scaling is not None and check_flag(embed_scaling,
-                                                                      "embed_scaling")
-        self.method_kwargs = dict(method_kwargs)
+        self.embed_scaling = embed_scaling
+        self.device_name = device_name
+        #: The keywords given to the constructor (method parameters, engine settings).
+        self.method_kwargs = dict(kwargs)
+        self._engine = EngineConfig.from_keywords(kwargs)
+        self._progress = check_progress(kwargs.get("progress"))
 
-        if len(self.model.inputs) != 1:
-            raise ValueError(
-                f"model has {len(self.model.inputs)} inputs; salvo explains models with one "
-                "image input"
-            )
-
-        self._engine: InferenceEngine | None = None
-        self._xai_model: ov.Model | None = None
-        self._blackbox: Any = None
-
-        mode = self.explain_mode
-        if mode == ExplainMode.WHITEBOX and requested in BLACKBOX_METHODS:
+        whitebox_method = requested is not None and _is_whitebox(requested, self.task)
+        if mode == ExplainMode.WHITEBOX and requested is not None and not whitebox_method:
             raise ValueError(
                 f"explain_method {requested.name} is a black-box method; use "
                 "explain_mode=ExplainMode.BLACKBOX or AUTO"
             )
-        if mode == ExplainMode.BLACKBOX and requested in WHITEBOX_METHODS:
+        if mode == ExplainMode.BLACKBOX and whitebox_method:
             raise ValueError(
                 f"explain_method {requested.name} is a white-box method; use "
                 "explain_mode=ExplainMode.WHITEBOX or AUTO"
             )
-        if mode in (ExplainMode.WHITEBOX, ExplainMode.AUTO) and requested not in BLACKBOX_METHODS:
+        method: MethodBase | None = None
+        if mode != ExplainMode.BLACKBOX and (requested is None or whitebox_method):
             try:
-                self._init_whitebox(requested)
-                self.explain_mode = ExplainMode.WHITEBOX
-            except Exception as exc:
-                from salvo.methods.white_box import XAIInsertionError
-
-                if mode == ExplainMode.WHITEBOX or not isinstance(exc, XAIInsertionError):
-                    if isinstance(exc, XAIInsertionError):
-                        raise RuntimeError(
-                            f"Insertion of the XAI branch into the model failed ({exc}); "
-                            "try black-box mode instead (explain_mode=ExplainMode.BLACKBOX, which "
-                            "needs postprocess_fn)"
-                        ) from exc
-                    raise
+                method = self._build_whitebox(requested)
+                logger.info("Explaining the model in white-box mode.")
+            except XAIInsertionError as exc:
+                if mode == ExplainMode.WHITEBOX:
+                    raise RuntimeError(
+                        f"Insertion of the XAI branch into the model failed ({exc}); try "
+                        "black-box mode instead (explain_mode=ExplainMode.BLACKBOX, which needs "
+                        "postprocess_fn)"
+                    ) from exc
                 if postprocess_fn is None:
                     raise ValueError(
                         "white-box explanation is not possible for this model "
@@ -293,91 +310,101 @@ class Explainer:
                     exc,
                 )
                 requested = None
-                mode = ExplainMode.BLACKBOX
-        if mode == ExplainMode.BLACKBOX or requested in BLACKBOX_METHODS:
-            self.explain_mode = ExplainMode.BLACKBOX
+        if method is None:
             if postprocess_fn is None:
                 raise ValueError(
                     "black-box explanation needs postprocess_fn (raw model outputs -> class "
                     "scores (B, num_classes))"
                 )
-            self._init_blackbox(requested)
-        self._warn_foreign_kwargs(self.method_kwargs)
+            method = BlackBoxMethodFactory.create_method(
+                self.task, self.model, postprocess_fn, preprocess_fn, requested,
+                self.device_name, progress=self._progress, **self._engine.engine_kwargs(),
+            )
+            logger.info("Explaining the model in black-box mode.")
+        self.method: MethodBase = method
+        self.explain_method: Method = method.method
+        self.explain_mode = (ExplainMode.WHITEBOX if isinstance(method, WhiteBoxMethod)
+                             else ExplainMode.BLACKBOX)
+        self._params = {k: v for k, v in kwargs.items()
+                        if k in type(method).keywords() and not self._builds(k)}
+        self._warn_foreign(kwargs, stacklevel=3)
+        # the constructor's parameters are checked now, not at the first call
+        self._resolve_params({})
 
-    # ------------------------------------------------------------------ modes
-    def _init_whitebox(self, requested: Method | None) -> None:
-        from salvo.methods.white_box import insert_xai, resolve_whitebox_method
+    # ------------------------------------------------------------------ building
+    def _build_whitebox(self, requested: Method | None) -> WhiteBoxMethod:
+        from salvo.methods.factory import resolve_whitebox_method
 
-        method = resolve_whitebox_method(self.model, self.task, requested, self.target_layer)
-        wb_kwargs = {k: v for k, v in self.method_kwargs.items() if k in METHOD_KWARGS[method]}
-        self._xai_model = insert_xai(
-            self.model,
-            self.task,
-            explain_method=method,
-            target_layer=self.target_layer,
-            embed_scaling=self.embed_scaling,
-            **wb_kwargs,
+        chosen = resolve_whitebox_method(self.model, self.task, requested, self.target_layer)
+        cls = REGISTRY[(chosen, self.task)]
+        build = {k: v for k, v in self.method_kwargs.items()
+                 if k in cls.build_params_class.keywords()}  # type: ignore[attr-defined]
+        return WhiteBoxMethodFactory.create_method(
+            self.task, self.model, self.preprocess_fn, chosen, self.target_layer,
+            self.embed_scaling, self.device_name, postprocess_fn=self.postprocess_fn,
+            **build, **self._engine.engine_kwargs(),
         )
-        self.explain_method = method
-        engine_kwargs = self._engine_kwargs(self.method_kwargs)
-        requests = self.method_kwargs.get("num_requests")
-        self._engine = InferenceEngine(
-            self._xai_model,
-            self.device_name,
-            batch_size=1,
-            num_requests=self.WHITEBOX_REQUESTS if requests is None else requests,
-            performance_hint=engine_kwargs.pop("performance_hint", "LATENCY"),
-            **engine_kwargs,
-        )
-        logger.info("Explaining the model in white-box mode.")
 
-    def _init_blackbox(self, requested: Method | None) -> None:
-        from salvo.methods.black_box import BlackBoxRunner
+    def _builds(self, key: str) -> bool:
+        """Whether ``key`` is a parameter of the method's construction (a white-box branch
+        parameter), not of a call."""
+        build = getattr(type(self.method), "build_params_class", None)
+        return build is not None and key in build.keywords()
 
-        method = requested or Method.AISE
-        self.explain_method = method
-        self._blackbox = BlackBoxRunner(
-            method, self.model, self.task, self.postprocess_fn, self.device_name
-        )
-        # compile now, so the first call does not pay for it
-        engine_kwargs, _, _ = self._split_blackbox_kwargs(self.method_kwargs)
-        self._blackbox.impl(engine_kwargs)
-        logger.info("Explaining the model in black-box mode.")
-
-    @staticmethod
-    def _split_blackbox_kwargs(
-        kwargs: Mapping[str, Any],
-    ) -> tuple[dict[str, Any], dict[str, Any], bool]:
-        from salvo.methods.black_box import ENGINE_KEYS
-
-        engine = {k: v for k, v in kwargs.items() if k in ENGINE_KEYS}
-        progress = check_progress(kwargs.get("progress"))
-        params = {k: v for k, v in kwargs.items()
-                  if k not in ENGINE_KEYS and k != "progress"}
-        return engine, params, progress
-
-    @staticmethod
-    def _engine_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        precision = kwargs.get("inference_precision") or kwargs.get("precision")
-        if precision is not None:
-            out["precision"] = precision
-        for key in ("performance_hint", "cache_dir", "timeout"):
-            if key in kwargs:
-                out[key] = kwargs[key]
-        return out
-
-    def _warn_foreign_kwargs(self, kwargs: Mapping[str, Any]) -> None:
-        own = METHOD_KWARGS[self.explain_method] | ENGINE_KWARGS
-        foreign = sorted(set(kwargs) - own)
+    def _warn_foreign(self, kwargs: Mapping[str, Any], *, stacklevel: int, call: bool = False
+                      ) -> None:
+        own = type(self.method).keywords() | EngineConfig.keywords() | {"progress"}
+        foreign = sorted(k for k in kwargs if k not in own)
         if foreign:
             warnings.warn(
                 f"keyword argument(s) {', '.join(map(repr, foreign))} do not apply to "
                 f"{self.explain_method.name} ({self.explain_mode.name.lower()} mode) and are "
                 "ignored",
                 IgnoredArgumentWarning,
-                stacklevel=3,
+                stacklevel=stacklevel + 1,
             )
+        if call:
+            late = sorted(k for k in kwargs if k in own and self._builds(k))
+            if late:
+                warnings.warn(
+                    f"keyword argument(s) {', '.join(map(repr, late))} shape "
+                    f"{self.explain_method.name}'s XAI branch, which is built with the "
+                    "Explainer; give them to the Explainer's constructor (ignored here)",
+                    IgnoredArgumentWarning,
+                    stacklevel=stacklevel + 1,
+                )
+
+    def _resolve_params(self, call: Mapping[str, Any]) -> MethodParams | None:
+        cls = type(self.method)
+        merged = {**self._params, **{k: v for k, v in call.items()
+                                     if k in cls.keywords() and not self._builds(k)}}
+        params = cls.resolve_params(**merged)
+        if isinstance(self.method, BlackBoxXAIMethod):
+            height, width = self.method.engine.input.image_size
+            params = params.validate(height, width)
+        return params
+
+    # ------------------------------------------------------------------ settings
+    def call_settings(self, kwargs: Mapping[str, Any] | None = None, *,
+                      where: str = "Explainer.__call__()", stacklevel: int = 2) -> CallSettings:
+        """What the method keywords of a call mean: the method's parameters (the
+        constructor's, then the call's), the engine settings (the same) and ``progress``.
+
+        Raises
+        ------
+        TypeError
+            An unknown keyword. A keyword of another method is a warning
+            (:class:`~salvo.errors.IgnoredArgumentWarning`).
+        ValueError
+            A bad value, naming it.
+        """
+        kwargs = dict(kwargs or {})
+        _check_keywords(kwargs, where)
+        self._warn_foreign(kwargs, stacklevel=stacklevel + 1, call=True)
+        progress = (check_progress(kwargs["progress"]) if "progress" in kwargs
+                    else self._progress)
+        engine = self._engine.merged(EngineConfig.from_keywords(kwargs))
+        return CallSettings(self._resolve_params(kwargs), engine, progress)
 
     # ------------------------------------------------------------------ call
     def __call__(
@@ -393,52 +420,42 @@ class Explainer:
         overlay: bool = False,
         overlay_weight: float = 0.5,
         overlay_prediction: bool = True,
-        **method_kwargs: Any,
+        **kwargs: Any,
     ) -> Explanation:
-        """Explain ``data``; see the class docstring and SPEC section 2 for the arguments."""
-        _check_kwargs(method_kwargs, "Explainer.__call__()")
-        if method_kwargs:
-            self._warn_foreign_kwargs(method_kwargs)
-        label_names = check_label_names(label_names)
-        overlay_weight = check_number(overlay_weight, "overlay_weight", minimum=0.0, maximum=1.0)
-        scaling, resize, colormap, overlay = (
-            check_flag(value, name) for value, name in ((scaling, "scaling"), (resize, "resize"),
-                                                        (colormap, "colormap"),
-                                                        (overlay, "overlay"))
-        )
-        check_flag(overlay_prediction, "overlay_prediction")
-        if "progress" in method_kwargs:
-            check_progress(method_kwargs["progress"])
-        x = self._preprocess(data)
-        if self._blackbox is not None:
-            kwargs = {**self.method_kwargs, **method_kwargs}
-            own = METHOD_KWARGS[self.explain_method] | ENGINE_KWARGS
-            engine_kwargs, params, progress = self._split_blackbox_kwargs(
-                {k: v for k, v in kwargs.items() if k in own}
-            )
-            impl = self._blackbox.impl(engine_kwargs)
-            result = impl.explain(
-                x, targets, label_names=label_names, progress=progress, **params
-            )
-            raw, predictions = result.maps, result.predictions
-            num_inferences, target_keys = result.num_inferences, result.targets
-            if self.task == Task.DETECTION and "input_size" in result.extra:
-                predictions = _boxes_to_image(
-                    predictions, result.extra["input_size"],
-                    original_input_image if original_input_image is not None else data,
-                )
-        else:
-            raw, predictions, num_inferences, target_keys = self._explain_whitebox(
-                x, targets, label_names
-            )
-        return self._visualise(
-            raw, target_keys, data, x, predictions, num_inferences, label_names,
-            original_input_image=original_input_image, output_size=output_size,
-            scaling=scaling, resize=resize, colormap=colormap, overlay=overlay,
-            overlay_weight=overlay_weight,
-        )
+        """Explain ``data``.
 
-    def _preprocess(self, data: Any) -> np.ndarray:
+        Parameters
+        ----------
+        data
+            What ``preprocess_fn`` takes (by default: the model input, ``(1, …)`` or without
+            the batch axis).
+        targets
+            Class indices, label names (with ``label_names``), a list of those, or ``-1`` /
+            ``None`` for every class; for detection, box indices (``-1`` for every box).
+        original_input_image
+            The picture to draw overlays on and to take the output size from (RGB, 0..255).
+        label_names
+            Class names, a sequence of str or an ``{index: name}`` dict.
+        output_size, scaling, resize, colormap, overlay, overlay_weight, overlay_prediction
+            Visualisation (see :class:`~salvo.explainer.visualizer.VisOptions`).
+        **kwargs
+            Method parameters, engine settings and ``progress`` for this call (they win over
+            the constructor's).
+
+        Returns
+        -------
+        Explanation
+        """
+        settings = self.call_settings(kwargs)
+        vis = VisOptions(output_size, scaling, resize, colormap, overlay, overlay_weight,
+                         overlay_prediction)
+        label_names = check_label_names(label_names)
+        x = self.preprocess(data)
+        result = self.method.explain(x, targets, settings.params, label_names=label_names,
+                                     progress=settings.progress, engine=settings.engine)
+        return self.visualise(result, data, original_input_image, vis, label_names)
+
+    def preprocess(self, data: Any) -> np.ndarray:
         """``preprocess_fn(data)`` as one model input ``(1, …)`` in the model's element type.
 
         Raises
@@ -480,53 +497,26 @@ class Explainer:
         return fit_dtype(x, want, name=what,
                          target=f"the model input {port.get_any_name()!r}")
 
-    def _explain_whitebox(
-        self, x: np.ndarray, targets: Any, label_names: list[str] | None
-    ) -> tuple[np.ndarray, dict, int, list]:
-        assert self._engine is not None and self._xai_model is not None
-        outputs = self._engine.infer_items(x)
-        names = [o.get_names() for o in self._xai_model.outputs]
-        idx = next(i for i, n in enumerate(names) if SALIENCY_MAP_OUTPUT_NAME in n)
-        from salvo.methods.white_box.graph import check_finite_outputs
-
-        check_finite_outputs(outputs, list(self._engine.compiled.outputs))
-        smap = outputs[idx][0]
-        predictions: dict = {}
-        if self.explain_method == Method.ACTIVATIONMAP:
-            if smap.ndim == 3:
-                smap = smap[0]
-            return smap[None], predictions, 1, [PER_IMAGE_MAP]
-        num_classes = smap.shape[0]
-        keys = resolve_targets(targets, num_classes, label_names)
-        if self.postprocess_fn is not None and self.task == Task.CLASSIFICATION:
-            from openvino.utils.data_helpers.wrappers import OVDict
-
-            raw = OVDict({port: outputs[i] for i, port in enumerate(self._engine.compiled.outputs)
-                          if i != idx})
-            try:
-                scores = np.asarray(self.postprocess_fn(raw)).reshape(-1)
-                from salvo.explainer.explanation import Prediction
-
-                for k in keys:
-                    if k < scores.size:
-                        predictions[k] = Prediction(
-                            label=k, score=float(scores[k]), bounding_box=None
-                        )
-            except Exception as exc:  # predictions are a courtesy in white-box mode
-                logger.debug("postprocess_fn failed on the white-box outputs: %s", exc)
-        return smap[keys], predictions, 1, keys
-
-    def _visualise(self, raw, keys, data, x, predictions, num_inferences, label_names, **vis):
-        from salvo.explainer.visualizer import process_saliency_maps
-
-        maps = process_saliency_maps(raw, targets=keys, data=data, **vis)
+    def visualise(self, result: MethodResult, data: Any, original_input_image: Any,
+                  vis: VisOptions, label_names: Sequence[str] | None) -> Explanation:
+        """The :class:`~salvo.explainer.explanation.Explanation` of a method's result: maps
+        post-processed with ``vis`` (sized to ``original_input_image``, else to ``data`` when it
+        is a picture), detection boxes rescaled from model-input pixels to that picture."""
+        predictions = result.predictions
+        if self.task == Task.DETECTION and "input_size" in result.extra:
+            predictions = _boxes_to_image(
+                predictions, result.extra["input_size"],
+                original_input_image if original_input_image is not None else data,
+            )
+        keys = list(result.targets)
+        maps = vis.process(result.maps, keys, data, original_input_image) if keys else {}
         return Explanation(
             saliency_map=maps,
-            targets=list(keys),
+            targets=keys,
             task=self.task,
             label_names=label_names,
             predictions=predictions,
-            num_inferences=num_inferences,
+            num_inferences=result.num_inferences,
             method=self.explain_method,
         )
 
@@ -541,11 +531,17 @@ class Explainer:
 
         Equivalent to ``(self(image, targets, **call_kwargs) for image in images)``, but RISE
         packs the masks of consecutive images into the same engine batches and white-box
-        methods keep several images in flight, so the device stays busy; RISE maps are
-        bit-identical to explaining each image alone. See :func:`salvo.bulk.explain_many` for the details
-        (``targets`` may also be a function of the class scores, e.g. ``salvo.bulk.top_k(1)``;
-        ``original_input_image`` may be a list with one image per input).
+        methods keep several images in flight, so the device stays busy; maps are
+        bit-identical to explaining each image alone. See :func:`salvo.bulk.explain_many` for
+        the details (``targets`` may also be a function of the class scores, e.g.
+        ``salvo.bulk.top_k(1)``; ``original_input_image`` may be a list with one image per
+        input).
         """
-        from salvo.bulk import explain_many
-
         return explain_many(self, images, targets, **call_kwargs)
+
+
+def _is_whitebox(method: Method, task: Task) -> bool:
+    cls = REGISTRY.get((method, task))
+    if cls is not None:
+        return issubclass(cls, WhiteBoxMethod)
+    return any(issubclass(c, WhiteBoxMethod) for (m, _), c in REGISTRY.items() if m is method)

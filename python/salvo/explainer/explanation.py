@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from salvo.common import Method, Task
+from salvo.methods.base import Prediction
 from salvo.errors import PlotWarning
 from salvo.explainer.visualizer import PER_IMAGE_MAP_KEY, normalise_target_key, scale_to_uint8
 
@@ -60,24 +61,6 @@ def _check_cv_display() -> None:
                 "Explanation.plot(backend='cv') needs a display to open windows, but neither "
                 f"DISPLAY nor WAYLAND_DISPLAY is set (a headless machine?); {alternative}"
             )
-
-
-class Prediction(NamedTuple):
-    """What the model predicted for one target.
-
-    Attributes
-    ----------
-    label
-        Class index (classification) or the box's class (detection).
-    score
-        The model's score for it (as ``postprocess_fn`` returned it).
-    bounding_box
-        ``(x1, y1, x2, y2)`` in input pixels for detection, ``None`` for classification.
-    """
-
-    label: int | None = None
-    score: float | None = None
-    bounding_box: tuple[float, float, float, float] | None = None
 
 
 def _to_uint8(saliency_map: np.ndarray) -> np.ndarray:

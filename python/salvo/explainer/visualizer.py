@@ -26,6 +26,8 @@ preallocated ``(T, H, W, 3)`` uint8 array and matches the OpenCV path within ±1
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import logging
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -405,6 +407,65 @@ def overlay_table(overlay_weight: float) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------- public entry
+
+
+@dataclass(frozen=True)
+class VisOptions:
+    """How an Explainer call post-processes its maps for display (its visualisation keywords).
+
+    Attributes
+    ----------
+    output_size
+        ``(H, W)`` of the output maps, or ``None`` for the image's size.
+    scaling
+        Min-max each map to 0..255 uint8 even when no other step is on.
+    resize
+        Resize the maps to the image (or ``output_size``).
+    colormap
+        Colour-map the maps (RGB uint8).
+    overlay
+        Blend the colour maps onto the image.
+    overlay_weight
+        Weight of the map in the blend, in [0, 1].
+    overlay_prediction
+        Accepted for the reference's signature (predictions are not drawn on overlays).
+
+    Raises
+    ------
+    ValueError, TypeError
+        A value of the wrong type or out of range, naming it.
+    """
+
+    output_size: tuple[int, int] | None = None
+    scaling: bool = False
+    resize: bool = True
+    colormap: bool = True
+    overlay: bool = False
+    overlay_weight: float = 0.5
+    overlay_prediction: bool = True
+
+    def __post_init__(self) -> None:
+        from salvo._checks import check_flag, check_number
+
+        for name in ("scaling", "resize", "colormap", "overlay", "overlay_prediction"):
+            object.__setattr__(self, name, check_flag(getattr(self, name), name))
+        object.__setattr__(self, "overlay_weight", check_number(
+            self.overlay_weight, "overlay_weight", minimum=0.0, maximum=1.0))
+        if self.output_size is not None:
+            object.__setattr__(self, "output_size", _check_size(self.output_size))
+
+    @classmethod
+    def keywords(cls) -> frozenset[str]:
+        """The visualisation keywords of an Explainer call."""
+        return frozenset(f.name for f in fields(cls))
+
+    def process(self, maps: np.ndarray, targets: Sequence[int | str], data: Any,
+                original_input_image: Any = None) -> dict[int | str, np.ndarray]:
+        """:func:`process_saliency_maps` of ``maps`` with these options."""
+        return process_saliency_maps(
+            maps, targets=targets, data=data, original_input_image=original_input_image,
+            output_size=self.output_size, scaling=self.scaling, resize=self.resize,
+            colormap=self.colormap, overlay=self.overlay, overlay_weight=self.overlay_weight)
 
 
 def process_saliency_maps(

@@ -1,21 +1,23 @@
-"""What every black-box method shares: the engine, the scoring of raw outputs, predictions."""
+"""What every black-box method shares: the base class, the scoring of raw outputs, predictions,
+the check for maps that carry no information."""
 
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
-from salvo._checks import as_real_array, check_progress, fit_dtype
+from salvo._checks import as_real_array, fit_dtype
 from salvo.errors import PostprocessWarning
 from salvo.errors import UninformativeMapWarning
-from salvo.inference import InferenceEngine
+from salvo.inference import EngineConfig, InferenceEngine
+from salvo.methods.base import IDENTITY, MethodBase, MethodResult, Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -27,84 +29,95 @@ logger = logging.getLogger(__name__)
 #: noise, not the model.
 FLAT_RELATIVE = 2.0 ** -23
 
-#: Engine keywords every black-box method accepts.
-ENGINE_KEYS = ("batch_size", "num_requests", "precision", "inference_precision",
-               "performance_hint", "cache_dir", "timeout")
-
-
-def make_engine(model: ov.Model, device_name: str, **kwargs: Any) -> InferenceEngine:
-    """Compile ``model`` for black-box use: batched, throughput hint, several requests."""
-    precision = kwargs.pop("inference_precision", None) or kwargs.pop("precision", None)
-    kwargs.pop("precision", None)
-    return InferenceEngine(model, device_name, precision=precision, **kwargs)
-
-
-class BlackBoxMethod:
-    """A black-box method: it owns one compiled engine and calls the user's ``postprocess_fn``.
+class BlackBoxXAIMethod(MethodBase):
+    """A black-box method: it only runs the model (many times) and reads its outputs through
+    the user's ``postprocess_fn`` (the reference toolkit's ``BlackBoxXAIMethod``).
 
     Parameters
     ----------
     model
-        The model (compiled once here).
+        The model (never modified).
     postprocess_fn
         Raw outputs (``OVDict``) of a batch -> what the method scores (see
         :attr:`postprocess_contract` of each method).
+    preprocess_fn
+        Raw data -> model input, for :meth:`generate_saliency_map`; identity by default.
     device_name
-        OpenVINO device.
+        Any OpenVINO device string.
+    prepare_model
+        Compile the model now (otherwise on first use, or with :meth:`prepare_model`).
     progress
         Show a progress bar (on stderr, for runs longer than a second): ``True`` always,
         ``False`` never, ``None`` (default) only when stderr is a terminal. A call's own
         ``progress`` overrides it.
-    **engine_kwargs
-        ``batch_size``, ``num_requests``, ``precision``, ``performance_hint``, ``cache_dir``,
-        ``timeout``.
+    **engine
+        :class:`~salvo.inference.EngineConfig` fields: ``batch_size``, ``num_requests``,
+        ``precision`` (or ``inference_precision``), ``performance_hint``, ``cache_dir``,
+        ``timeout``. By default the engine picks its batch size and request count from the
+        device and the model (:class:`~salvo.inference.InferenceEngine`).
     """
 
-    #: The method's name in error messages.
+    #: The method's name in messages.
     name = "black-box"
     #: What ``postprocess_fn`` must return.
     postprocess_contract = "raw outputs -> class scores (B, num_classes)"
 
     def __init__(
         self,
-        model: ov.Model,
+        model: ov.Model | str | os.PathLike[str],
         postprocess_fn: Callable[[OVDict], Any],
+        preprocess_fn: Callable[[Any], np.ndarray] = IDENTITY,
         device_name: str = "CPU",
+        prepare_model: bool = True,
         *,
         progress: bool | None = None,
-        **engine_kwargs: Any,
+        **engine: Any,
     ) -> None:
-        unknown = set(engine_kwargs) - set(ENGINE_KEYS)
-        if unknown:
-            raise TypeError(f"unknown engine keyword(s) for {self.name}: {sorted(unknown)}; "
-                            f"known: {sorted(ENGINE_KEYS)}")
+        super().__init__(model, preprocess_fn, device_name, progress=progress, **engine)
         if postprocess_fn is None or not callable(postprocess_fn):
             raise TypeError(f"{self.name} needs a callable postprocess_fn "
                             f"({self.postprocess_contract}), got {postprocess_fn!r}")
-        self.engine = make_engine(model, device_name,
-                                  **self.engine_defaults(device_name, dict(engine_kwargs)))
         self.postprocess_fn = postprocess_fn
-        self.progress = check_progress(progress)
-        self._setup()
+        if prepare_model:
+            self.prepare_model()
 
-    def _setup(self) -> None:
-        """Called at the end of ``__init__``, once the engine exists (for subclasses)."""
+    def prepare_model(self, load_model: bool = True) -> ov.Model:
+        """Compile the model (with ``load_model``) for the method's own engine settings;
+        return it."""
+        if load_model:
+            self.engine_for(None)
+        return self._engine_model()
 
-    def unmasked_outputs(self, x: np.ndarray) -> OVDict:
+    def unmasked_outputs(self, x: np.ndarray, engine: EngineConfig | None = None) -> OVDict:
         """The raw outputs of the unmasked input ``x`` ``(1, ...)`` (one inference)."""
-        x = fit_input(x, self.engine)
+        runner = self.engine_for(engine)
+        x = fit_input(x, runner)
         result: list[OVDict] = []
 
         def fill(out: np.ndarray, start: int, stop: int) -> None:
             out[0] = x[0]
 
-        self.engine.run(1, fill, lambda s, e, o: result.append(o))
+        runner.run(1, fill, lambda s, e, o: result.append(o))
         return result[0]
 
-    def engine_defaults(self, device_name: str, engine_kwargs: dict[str, Any]
-                        ) -> dict[str, Any]:
-        """The engine keywords to compile with: the caller's plus the method's defaults."""
-        return engine_kwargs
+    def scores_of(self, x: np.ndarray, engine: EngineConfig | None = None) -> np.ndarray:
+        """Class scores ``(num_classes,)`` float32 of the unmasked input ``x`` ``(1, …)``."""
+        return Scorer(self.postprocess_fn)(self.unmasked_outputs(x, engine), 1)[0]
+
+    def get_logits(self, data_preprocessed: np.ndarray) -> np.ndarray:
+        """``postprocess_fn`` of the model's outputs for one preprocessed input, as the
+        reference returns it (``(1, num_classes)``; checked by
+        :func:`~salvo.methods.black_box.utils.check_classification_output`)."""
+        from salvo.methods.black_box.utils import check_classification_output
+
+        logits = self.postprocess_fn(self.unmasked_outputs(np.asarray(data_preprocessed)))
+        check_classification_output(logits)
+        return logits
+
+
+#: salvo 0.1's names.
+BlackBoxMethod = BlackBoxXAIMethod
+BlackBoxResult = MethodResult
 
 
 def is_flat(spread: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
@@ -273,31 +286,6 @@ def image_for_fill(x: np.ndarray, engine: InferenceEngine) -> np.ndarray:
 
 def predictions_for(scores: np.ndarray, keys: Sequence[int]) -> dict[int, Any]:
     """``{target: Prediction(label=target, score, None)}`` from unmasked scores ``(C,)``."""
-    from salvo.explainer.explanation import Prediction
-
     return {k: Prediction(label=k, score=float(scores[k]), bounding_box=None) for k in keys}
 
 
-@dataclass
-class BlackBoxResult:
-    """What a black-box method returns to the Explainer.
-
-    Attributes
-    ----------
-    maps
-        ``(T, H, W)`` raw maps (uint8 when scaled, else float32), one per target, in order.
-    targets
-        The target keys (class indices, or box indices for detection).
-    predictions
-        ``{target: Prediction(label, score, bounding_box)}``.
-    num_inferences
-        Model inferences the explanation ran (the unmasked one included).
-    extra
-        Method-specific facts (masks used, seconds, …).
-    """
-
-    maps: np.ndarray
-    targets: list[int]
-    predictions: dict[int, Any]
-    num_inferences: int
-    extra: dict[str, Any] = field(default_factory=dict)

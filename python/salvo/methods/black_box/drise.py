@@ -1,15 +1,15 @@
 """D-RISE: RISE for object detectors (Petsiuk et al., arXiv 2006.03204), batched.
 
-The masks are RISE's (counter-based, generated in C++; SPEC section 6) and so are the engine and
-the streaming accumulation (:class:`salvo.methods.black_box.rise.RISE` does the work). What
+The masks are RISE's (counter-based, generated in C++) and so are the engine and the streaming
+accumulation (:func:`salvo.methods.black_box.rise.run_rise` does the work). What
 changes is the weight of a mask: for a target box ``t`` (found on the unmasked image) it is the
 best similarity between ``t`` and the detections on the masked image,
 
     w_i(t) = max over detections j of the masked image of IoU(box_t, box_j) * s(t, j),
 
 where the paper's class-score similarity ``s`` is the objectness of ``j`` times the cosine of
-the two class-probability vectors. With the ``(boxes, scores, labels)`` contract of SPEC section
-6 each detection carries one class and one score, so the probability vectors are one-hot and
+the two class-probability vectors. With the ``(boxes, scores, labels)`` contract of a detection
+``postprocess_fn`` each detection carries one class and one score, so the probability vectors are one-hot and
 ``s(t, j) = score_j`` when ``label_j == label_t``, else 0. The map of ``t`` is
 ``sum_i w_i(t) * mask_i`` (RISE's ``"centered"`` estimator by default, ``"plain"`` on request),
 min-max scaled.
@@ -30,7 +30,12 @@ from typing import Any
 import numpy as np
 from openvino.utils.data_helpers.wrappers import OVDict
 
-from salvo.methods.black_box.aise.base import (
+from salvo.common import Method, Preset, Task
+from salvo.errors import DetectionBoxWarning
+from salvo.inference import EngineConfig
+from salvo.methods.base import MethodResult
+from salvo.methods.black_box.base import BlackBoxXAIMethod, warn_uninformative
+from salvo.methods.black_box.detection import (
     DETECTION_CONTRACT,
     DetectionReader,
     Detections,
@@ -38,9 +43,7 @@ from salvo.methods.black_box.aise.base import (
     no_box_message,
     select_target_boxes,
 )
-from salvo.errors import DetectionBoxWarning
-from salvo.methods.black_box.base import BlackBoxMethod, BlackBoxResult, warn_uninformative
-from salvo.methods.black_box.rise import RISE, resolve_params
+from salvo.methods.black_box.rise import RISE_PRESETS, RISEParams, run_rise
 
 logger = logging.getLogger(__name__)
 
@@ -75,50 +78,55 @@ def drise_weights(found: Detections, boxes: np.ndarray, labels: np.ndarray) -> n
     return out
 
 
-class DRISE(BlackBoxMethod):
+class DRISE(BlackBoxXAIMethod):
     """D-RISE on the batched asynchronous engine (parameters:
-    :class:`~salvo.methods.black_box.base.BlackBoxMethod`)."""
+    :class:`~salvo.methods.black_box.base.BlackBoxXAIMethod`). A call's parameters are RISE's
+    (:class:`~salvo.methods.black_box.rise.RISEParams`); targets are box indices into the
+    detections on the input."""
 
     name = "D-RISE"
+    method = Method.RISE
+    tasks = (Task.DETECTION,)
+    params_class = RISEParams
+    presets = RISE_PRESETS
+    default_preset = Preset.BALANCE
     postprocess_contract = DETECTION_CONTRACT
 
-    def _setup(self) -> None:
-        # RISE does the masks and the accumulation on this engine; each call passes it the
-        # function that turns the detections of a batch into its target boxes' weights
-        self._rise = RISE.on_engine(self.engine, self.postprocess_fn, progress=self.progress,
-                                    warn_flat=False)  # D-RISE names its own targets
-
-    def detect(self, x: np.ndarray) -> Detections:
+    def detect(self, x: np.ndarray, engine: EngineConfig | None = None) -> Detections:
         """The detections on the unmasked input ``x`` ``(1, ...)`` (one inference)."""
-        return DetectionReader(self.postprocess_fn)(self.unmasked_outputs(x), 1)[0]
+        return DetectionReader(self.postprocess_fn)(self.unmasked_outputs(x, engine), 1)[0]
 
     def explain(
         self,
         x: np.ndarray,
-        targets: Any,
+        targets: Any = -1,
+        params: RISEParams | None = None,
         *,
         label_names: Sequence[str] | None = None,
         progress: bool | None = None,
-        **params: Any,
-    ) -> BlackBoxResult:
+        engine: EngineConfig | None = None,
+        **overrides: Any,
+    ) -> MethodResult:
         """Explain the boxes ``targets`` (indices into the detections on ``x``; ``-1``/``None``
         for all) of the preprocessed input ``x`` ``(1, ...)``.
 
-        ``params`` are RISE's; they are checked before any inference runs.
+        Keyword ``overrides`` are RISE's parameters; they are checked before any inference
+        runs.
 
         Returns
         -------
-        BlackBoxResult
+        MethodResult
             One map per explained box (``(0, H, W)`` when the model found none; degenerate boxes
             are skipped with a warning). ``num_inferences`` counts the unmasked inference and
             every mask.
         """
         t0 = time.perf_counter()
-        rise_params = resolve_params(**params)
-        height, width = self.engine.input.image_size
+        rise_params = self.resolve_params(params, **overrides)
+        runner = self.engine_for(engine)
+        height, width = runner.input.image_size
         rise_params = rise_params.validate(height, width)
         x = np.asarray(x)
-        expected = self.engine.input.shape[1:]
+        expected = runner.input.shape[1:]
         if x.ndim == len(expected):
             x = x[None]
         if x.shape[0] != 1 or tuple(x.shape[1:]) != expected:
@@ -126,17 +134,17 @@ class DRISE(BlackBoxMethod):
                 f"x must be one preprocessed input of shape (1, {', '.join(map(str, expected))}),"
                 f" got {x.shape}"
             )
-        found = self.detect(x)
+        found = self.detect(x, engine)
         chosen = select_target_boxes(found, targets, height, width)
         if not chosen.indices:
             warnings.warn(no_box_message("D-RISE", len(found)), DetectionBoxWarning,
                           stacklevel=4)
             dtype = np.uint8 if rise_params.scale_output else np.float32
-            return BlackBoxResult(
+            return MethodResult(
                 maps=np.zeros((0, height, width), dtype), targets=[], predictions={},
                 num_inferences=1,
                 extra={"num_masks_used": 0, "seconds": time.perf_counter() - t0,
-                       "params": rise_params},
+                       "params": rise_params, "input_size": (height, width)},
             )
         reader = DetectionReader(self.postprocess_fn)
         boxes, labels = chosen.boxes, chosen.labels
@@ -146,15 +154,27 @@ class DRISE(BlackBoxMethod):
             return np.stack([drise_weights(d, boxes, labels) for d in reader(outputs, n)])
 
         unmasked = drise_weights(found, boxes, labels)
-        result = self._rise.run(x, None, rise_params, unmasked_scores=unmasked,
-                                progress=progress, postprocess_fn=weights)
+        result = run_rise(runner, x, None, rise_params, weights, unmasked_scores=unmasked,
+                          progress=self.progress if progress is None else progress,
+                          warn_flat=False)  # D-RISE names its own targets
         warn_uninformative("D-RISE", result.flat, list(chosen.indices),
                            f"its weights did not vary over the {result.num_masks_used} masks")
-        return BlackBoxResult(
+        return MethodResult(
             maps=result.maps,
             targets=list(chosen.indices),
             predictions=chosen.predictions,
             num_inferences=result.num_inferences + 1,
-            extra={"num_masks_used": result.num_masks_used,
-                   "seconds": time.perf_counter() - t0, "params": rise_params},
+            extra={"num_masks_used": result.num_masks_used, "flat": result.flat,
+                   "seconds": time.perf_counter() - t0, "params": rise_params,
+                   "input_size": (height, width)},
         )
+
+    def generate_saliency_map(self, data: np.ndarray, target_indices: Sequence[int] | None = None,
+                              **params: Any) -> dict[int, np.ndarray]:
+        """Maps of the boxes ``target_indices`` (all when ``None``) of raw ``data``
+        (``preprocess_fn`` is applied), ``{box index: (H, W)}``; :attr:`predictions` gets the
+        boxes."""
+        result = self.explain(self.preprocess_fn(data),
+                              -1 if target_indices is None else list(target_indices), **params)
+        self.predictions = dict(result.predictions)
+        return {int(t): result.maps[i] for i, t in enumerate(result.targets)}

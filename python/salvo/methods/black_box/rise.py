@@ -41,8 +41,8 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -60,16 +60,18 @@ from salvo.kernels import (
     sgemm_accumulate_single_thread,
 )
 from salvo.kernels.maps import finish_maps
+from salvo.common import Method, Task
+from salvo.inference import EngineConfig
+from salvo.methods.base import MethodParams, MethodResult, StreamJob
 from salvo.methods.black_box.base import (
-    BlackBoxMethod,
-    BlackBoxResult,
+    BlackBoxXAIMethod,
     Scorer,
+    fit_input,
     image_for_fill,
     is_flat,
     predictions_for,
     warn_uninformative,
 )
-from salvo.common.targets import resolve_targets
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ _PROGRESS_UNITS = 1 << 20
 
 
 @dataclass(frozen=True)
-class RISEParams:
+class RISEParams(MethodParams):
     """RISE hyper-parameters.
 
     Attributes
@@ -169,30 +171,22 @@ class RISEParams:
 
 
 #: (num_masks, num_cells) per preset, as the reference defines them.
+#: The presets, as the reference defines them: SPEED 1000 masks of 4 x 4 cells, BALANCE 5000 of
+#: 8 x 8, QUALITY 10 000 of 12 x 12.
+RISE_SPEED = RISEParams(num_masks=1000, num_cells=4)
+RISE_BALANCE = RISEParams(num_masks=5000, num_cells=8)
+RISE_QUALITY = RISEParams(num_masks=10000, num_cells=12)
 RISE_PRESETS: dict[Preset, RISEParams] = {
-    Preset.SPEED: RISEParams(num_masks=1000, num_cells=4),
-    Preset.BALANCE: RISEParams(num_masks=5000, num_cells=8),
-    Preset.QUALITY: RISEParams(num_masks=10000, num_cells=12),
+    Preset.SPEED: RISE_SPEED,
+    Preset.BALANCE: RISE_BALANCE,
+    Preset.QUALITY: RISE_QUALITY,
 }
-PARAM_NAMES = frozenset(f.name for f in fields(RISEParams))
 
 
 def resolve_params(preset: Preset | str | None = None, **overrides: Any) -> RISEParams:
-    """Preset (BALANCE by default) then explicit keywords, which win."""
-    if preset is None:
-        preset = Preset.BALANCE
-    if not isinstance(preset, Preset):
-        try:
-            preset = Preset(str(preset).lower())
-        except ValueError:
-            raise ValueError(
-                f"preset must be one of {[p.name for p in Preset]}, got {preset!r}"
-            ) from None
-    unknown = set(overrides) - PARAM_NAMES
-    if unknown:
-        raise TypeError(f"unknown RISE parameter(s): {sorted(unknown)}")
-    return replace(RISE_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None
-                                           or k == "tolerance"})
+    """RISE's parameters: the preset (BALANCE by default), then explicit keywords, which win
+    (``None`` keeps the preset's value); see :meth:`RISE.resolve_params`."""
+    return RISE.resolve_params(preset=preset, **overrides)
 
 
 def chunk_size(num_targets: int) -> int:
@@ -415,27 +409,140 @@ class RISEResult:
     flat: np.ndarray | None = None
 
 
-class RISE(BlackBoxMethod):
-    """RISE on the batched asynchronous engine (parameters: :class:`BlackBoxMethod`)."""
+def run_rise(
+    engine: InferenceEngine,
+    x: np.ndarray,
+    targets: Sequence[int] | None,
+    params: RISEParams,
+    score_fn: Callable[[OVDict], Any],
+    *,
+    unmasked_scores: np.ndarray | None = None,
+    progress: bool | None = None,
+    on_check: Callable[[int, Accumulator], None] | None = None,
+    warn_flat: bool = True,
+) -> RISEResult:
+    """RISE of the preprocessed input ``x`` ``(1, …)`` for ``targets`` on ``engine``.
+
+    The work of :meth:`RISE.run` (and of D-RISE, which passes its box-similarity weights as
+    ``score_fn``): masks ``0 .. num_masks - 1`` of ``params.seed`` streamed through the engine,
+    scores (``score_fn(outputs)``: ``(B, num_classes)``) accumulated in fixed chunks.
+
+    Parameters
+    ----------
+    engine
+        The compiled model.
+    x
+        The preprocessed input ``(1, …)``.
+    targets
+        Class indices (columns of the scores); ``None`` for all.
+    params
+        RISE's parameters (checked here).
+    score_fn
+        Raw outputs of a batch -> its scores ``(B, num_classes)``.
+    unmasked_scores
+        The scores of the unmasked input, in the same terms, if already known (else one more
+        inference computes them).
+    progress
+        Progress bar: ``True``, ``False``, or ``None`` (when stderr is a terminal).
+    on_check
+        ``on_check(masks_used, accumulator)`` every ``check_every`` masks (for convergence
+        studies: ``accumulator.maps("plain")`` and ``accumulator.maps("centered")`` share the
+        same masks).
+    warn_flat
+        Warn about maps that carry no information (:attr:`RISEResult.flat`).
+    """
+    t0 = time.perf_counter()
+    height, width = engine.input.image_size
+    params = params.validate(height, width)
+    image = image_for_fill(x, engine)
+    layout = engine.input.layout
+    inferences = 0
+    if unmasked_scores is None:
+        x = fit_input(x, engine)
+        got: list[OVDict] = []
+        engine.run(1, lambda out, a, b: out.__setitem__(0, x[0]),
+                   lambda a, b, outputs: got.append(outputs))
+        unmasked_scores = Scorer(score_fn)(got[0], 1)[0]
+        inferences += 1
+    num_classes = unmasked_scores.shape[0]
+    keys = list(range(num_classes)) if targets is None else [int(t) for t in targets]
+    for k in keys:
+        if not 0 <= k < num_classes:
+            raise ValueError(
+                f"targets: class index {k} is out of range for {num_classes} classes"
+            )
+    key_index = np.asarray(keys, np.intp)
+    all_classes = targets is None or keys == list(range(num_classes))
+
+    scorer = Scorer(score_fn, np.float64)
+    acc = Accumulator(len(keys), height * width, estimator=params.estimator,
+                      tolerance=params.tolerance, check_every=params.check_every,
+                      on_check=on_check)
+    in_flight: dict[int, np.ndarray] = {}
+
+    free: list[np.ndarray] = []  # mask buffers of finished batches, reused
+
+    def fill(out: np.ndarray, start: int, stop: int) -> None:
+        n = stop - start
+        buf = free.pop() if free else np.empty((engine.batch_size, height, width), np.float32)
+        rise_masks(params.seed, start, n, params.num_cells, params.prob, height, width,
+                   out=buf)
+        fill_masked(image, buf[:n], out, layout, 1)
+        in_flight[start] = buf
+
+    def consume(start: int, stop: int, outputs: OVDict) -> bool:
+        buf = in_flight.pop(start)
+        masks = buf[: stop - start]
+        free.append(buf)  # the accumulator copies what it keeps
+        scores = scorer(outputs, stop - start)
+        if scores.shape[1] != num_classes:
+            raise ValueError(
+                f"postprocess_fn returned {scores.shape[1]} classes for masked inputs and "
+                f"{num_classes} for the unmasked one"
+            )
+        if not all_classes:
+            scores = scores[:, key_index]
+        return acc.add(masks.reshape(len(masks), -1), np.ascontiguousarray(scores))
+
+    bar = RunProgress(params.num_masks, desc="RISE", unit="mask", show=progress)
+    try:
+        submitted = engine.run(params.num_masks, fill, consume, progress=bar.update)
+    finally:
+        bar.close()
+    inferences += submitted
+    acc.finish()
+    if acc.converged:
+        logger.info("RISE converged after %d masks (tolerance %g)", acc.count,
+                    params.tolerance)
+    used = acc.count
+    maps = acc.result("uint8" if params.scale_output else None)
+    maps = maps.reshape(len(keys), height, width)
+    flat = acc.flat_targets()
+    if warn_flat:
+        warn_uninformative("RISE", flat, keys, f"its scores did not vary over the {used} "
+                           "masks")
+    return RISEResult(
+        maps=maps, targets=keys, unmasked_scores=unmasked_scores, num_masks_used=used,
+        num_inferences=inferences, seconds=time.perf_counter() - t0, flat=flat,
+    )
+
+
+class RISE(BlackBoxXAIMethod):
+    """RISE for classification models on the batched asynchronous engine (the reference
+    toolkit's ``RISE``; parameters: :class:`~salvo.methods.black_box.base.BlackBoxXAIMethod`).
+
+    A call's parameters are :class:`RISEParams` (presets ``SPEED``, ``BALANCE`` (default),
+    ``QUALITY``).
+    """
 
     name = "RISE"
-    #: Warn (:class:`~salvo.errors.UninformativeMapWarning`) about flat maps in :meth:`run`
-    #: and :meth:`run_many`; a method that runs RISE for its own targets warns itself.
+    method = Method.RISE
+    tasks = (Task.CLASSIFICATION,)
+    params_class = RISEParams
+    presets = RISE_PRESETS
+    default_preset = Preset.BALANCE
+    #: Warn (:class:`~salvo.errors.UninformativeMapWarning`) about flat maps.
     warn_flat = True
-
-    @classmethod
-    def on_engine(cls, engine: InferenceEngine, postprocess_fn: Callable[[OVDict], Any], *,
-                  progress: bool | None = None, warn_flat: bool = True) -> RISE:
-        """A RISE that runs on an existing engine (another method's); ``warn_flat=False``
-        leaves the warning about flat maps (:attr:`RISEResult.flat`) to the caller."""
-        rise = cls.__new__(cls)
-        rise.engine, rise.postprocess_fn, rise.progress = engine, postprocess_fn, progress
-        rise.warn_flat = warn_flat
-        return rise
-
-    def scores_of(self, x: np.ndarray) -> np.ndarray:
-        """Class scores ``(num_classes,)`` of the unmasked input ``x`` ``(1, …)``."""
-        return Scorer(self.postprocess_fn)(self.unmasked_outputs(x), 1)[0]
 
     def run(
         self,
@@ -447,121 +554,127 @@ class RISE(BlackBoxMethod):
         progress: bool | None = None,
         on_check: Callable[[int, Accumulator], None] | None = None,
         postprocess_fn: Callable[[OVDict], Any] | None = None,
+        engine: EngineConfig | None = None,
     ) -> RISEResult:
-        """Explain the preprocessed input ``x`` ``(1, …)`` for ``targets`` (class indices).
+        """Explain the preprocessed input ``x`` ``(1, …)`` for ``targets`` (class indices;
+        ``None`` for all); see :func:`run_rise`.
 
-        ``targets=None`` means all classes. ``on_check(masks_used, accumulator)`` (optional) is
-        called every ``check_every`` masks with the :class:`Accumulator` (for convergence
-        studies: ``accumulator.maps("plain")`` and ``accumulator.maps("centered")`` share the
-        same masks). ``postprocess_fn`` (optional) replaces the method's own for this call only
-        (raw outputs of a batch -> the weights ``(B, num_classes)`` of its masks; D-RISE passes
-        its box-similarity weights this way); ``unmasked_scores`` must then be given in the
-        same terms.
+        ``postprocess_fn`` (optional) replaces the method's own for this call only (raw outputs
+        of a batch -> the weights ``(B, num_classes)`` of its masks); ``unmasked_scores`` must
+        then be given in the same terms. ``engine``: engine settings over the method's own.
         """
-        t0 = time.perf_counter()
-        engine = self.engine
-        height, width = engine.input.image_size
-        params = params.validate(height, width)
-        image = image_for_fill(x, engine)
-        layout = engine.input.layout
-        inferences = 0
-        score_fn = self.postprocess_fn if postprocess_fn is None else postprocess_fn
-        if unmasked_scores is None:
-            unmasked_scores = Scorer(score_fn)(self.unmasked_outputs(x), 1)[0]
-            inferences += 1
-        num_classes = unmasked_scores.shape[0]
-        keys = list(range(num_classes)) if targets is None else [int(t) for t in targets]
-        for k in keys:
-            if not 0 <= k < num_classes:
-                raise ValueError(
-                    f"targets: class index {k} is out of range for {num_classes} classes"
-                )
-        key_index = np.asarray(keys, np.intp)
-        all_classes = targets is None or keys == list(range(num_classes))
-
-        scorer = Scorer(score_fn, np.float64)
-        acc = Accumulator(len(keys), height * width, estimator=params.estimator,
-                          tolerance=params.tolerance, check_every=params.check_every,
-                          on_check=on_check)
-        in_flight: dict[int, np.ndarray] = {}
-
-        free: list[np.ndarray] = []  # mask buffers of finished batches, reused
-
-        def fill(out: np.ndarray, start: int, stop: int) -> None:
-            n = stop - start
-            buf = free.pop() if free else np.empty((engine.batch_size, height, width), np.float32)
-            rise_masks(params.seed, start, n, params.num_cells, params.prob, height, width,
-                       out=buf)
-            fill_masked(image, buf[:n], out, layout, 1)
-            in_flight[start] = buf
-
-        def consume(start: int, stop: int, outputs: OVDict) -> bool:
-            buf = in_flight.pop(start)
-            masks = buf[: stop - start]
-            free.append(buf)  # the accumulator copies what it keeps
-            scores = scorer(outputs, stop - start)
-            if scores.shape[1] != num_classes:
-                raise ValueError(
-                    f"postprocess_fn returned {scores.shape[1]} classes for masked inputs and "
-                    f"{num_classes} for the unmasked one"
-                )
-            if not all_classes:
-                scores = scores[:, key_index]
-            return acc.add(masks.reshape(len(masks), -1), np.ascontiguousarray(scores))
-
-        show = self.progress if progress is None else progress
-        bar = RunProgress(params.num_masks, desc="RISE", unit="mask", show=show)
-        try:
-            submitted = engine.run(params.num_masks, fill, consume, progress=bar.update)
-        finally:
-            bar.close()
-        inferences += submitted
-        acc.finish()
-        if acc.converged:
-            logger.info("RISE converged after %d masks (tolerance %g)", acc.count,
-                        params.tolerance)
-        used = acc.count
-        maps = acc.result("uint8" if params.scale_output else None)
-        maps = maps.reshape(len(keys), height, width)
-        flat = acc.flat_targets()
-        if self.warn_flat:
-            warn_uninformative("RISE", flat, keys, f"its scores did not vary over the {used} "
-                               "masks")
-        return RISEResult(
-            maps=maps, targets=keys, unmasked_scores=unmasked_scores, num_masks_used=used,
-            num_inferences=inferences, seconds=time.perf_counter() - t0, flat=flat,
+        return run_rise(
+            self.engine_for(engine), x, targets, params,
+            self.postprocess_fn if postprocess_fn is None else postprocess_fn,
+            unmasked_scores=unmasked_scores,
+            progress=self.progress if progress is None else progress,
+            on_check=on_check, warn_flat=self.warn_flat,
         )
 
-    # -- the Explainer's interface -----------------------------------------------------------
     def explain(
         self,
         x: np.ndarray,
-        targets: Any,
+        targets: Any = -1,
+        params: RISEParams | None = None,
         *,
         label_names: Sequence[str] | None = None,
         progress: bool | None = None,
-        **params: Any,
-    ) -> BlackBoxResult:
-        """Explain ``x`` ``(1, …)`` for ``targets`` (int, name, list, ``-1``/``None`` for all).
-
-        ``params`` are RISE's (``preset``, ``num_masks``, ``num_cells``, ``prob``, ``seed``,
-        ``scale_output``, ``estimator``, ``tolerance``, ``check_every``). Parameters are checked
-        before any inference runs.
-        """
-        rise_params = resolve_params(**params)
-        height, width = self.engine.input.image_size
-        rise_params.validate(height, width)
-        unmasked = self.scores_of(x)
-        keys = resolve_targets(targets, unmasked.shape[0], label_names)
-        result = self.run(x, keys, rise_params, unmasked_scores=unmasked, progress=progress)
-        return BlackBoxResult(
+        engine: EngineConfig | None = None,
+        **overrides: Any,
+    ) -> MethodResult:
+        """Explain ``x`` ``(1, …)`` for ``targets`` (see
+        :meth:`~salvo.methods.base.MethodBase.explain`). Keyword ``overrides`` are RISE's
+        parameters (``preset``, ``num_masks``, ``num_cells``, ``prob``, ``seed``,
+        ``scale_output``, ``estimator``, ``tolerance``, ``check_every``); they are checked
+        before any inference runs."""
+        rise_params = self.resolve_params(params, **overrides)
+        runner = self.engine_for(engine)
+        height, width = runner.input.image_size
+        rise_params = rise_params.validate(height, width)
+        unmasked = self.scores_of(x, engine)
+        keys = self.resolve_target_spec(targets, unmasked, unmasked.shape[0], label_names)
+        result = self.run(x, keys, rise_params, unmasked_scores=unmasked, progress=progress,
+                          engine=engine)
+        return MethodResult(
             maps=result.maps,
             targets=result.targets,
             predictions=predictions_for(unmasked, result.targets),
             num_inferences=result.num_inferences + 1,
+            scores=unmasked,
             extra={"num_masks_used": result.num_masks_used, "seconds": result.seconds,
-                   "params": rise_params},
+                   "params": rise_params, "flat": result.flat},
         )
+
+    def explain_stream(
+        self,
+        jobs: Iterable[StreamJob],
+        params: RISEParams | None,
+        on_result: Callable[[StreamJob, MethodResult | Exception], None],
+        *,
+        label_names: Sequence[str] | None = None,
+        engine: EngineConfig | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        progress: Callable[[float], None] | None = None,
+        num_jobs: int | None = None,
+    ) -> int:
+        """Explain a stream of inputs in ONE engine run (see :meth:`run_many`): the masks of
+        consecutive images share batches, and each map is bit-identical to :meth:`explain` of
+        that image alone."""
+        rise_params = self.resolve_params(params)
+
+        def rise_jobs() -> Iterator[RISEJob]:
+            for job in jobs:
+                def keys(scores: np.ndarray, spec: Any = job.targets) -> list[int]:
+                    return self.resolve_target_spec(spec, scores, scores.shape[0], label_names)
+
+                yield RISEJob(job.x, keys, tag=job)
+
+        def deliver(rjob: RISEJob, outcome: RISEResult | Exception) -> None:
+            if isinstance(outcome, Exception):
+                on_result(rjob.tag, outcome)
+                return
+            on_result(rjob.tag, MethodResult(
+                maps=outcome.maps, targets=list(outcome.targets),
+                predictions=predictions_for(outcome.unmasked_scores, outcome.targets),
+                num_inferences=outcome.num_inferences, scores=outcome.unmasked_scores,
+                extra={"num_masks_used": outcome.num_masks_used, "seconds": outcome.seconds,
+                       "params": rise_params, "flat": outcome.flat, "packed": True},
+            ))
+
+        return self.run_many(rise_jobs(), rise_params, deliver, should_stop=should_stop,
+                             progress=progress, num_jobs=num_jobs, engine=engine)
+
+    def generate_saliency_map(
+        self,
+        data: np.ndarray,
+        target_indices: Sequence[int] | None = None,
+        preset: Preset = Preset.BALANCE,
+        num_masks: int | None = None,
+        num_cells: int | None = None,
+        prob: float = 0.5,
+        seed: int = 0,
+        scale_output: bool = True,
+    ) -> np.ndarray | dict[int, np.ndarray]:
+        """The reference toolkit's call: RISE maps of raw ``data`` (``preprocess_fn`` is
+        applied).
+
+        Returns
+        -------
+        numpy.ndarray or dict
+            ``target_indices=None``: ``(1, num_classes, H, W)`` (uint8 with ``scale_output``,
+            else float32); otherwise ``{target: (H, W)}``. :attr:`predictions` gets
+            ``{target: Prediction(label, score)}``.
+        """
+        x = self.preprocess_fn(data)
+        result = self.explain(
+            x, -1 if target_indices is None else list(target_indices), preset=preset,
+            num_masks=num_masks, num_cells=num_cells, prob=prob, seed=seed,
+            scale_output=scale_output,
+        )
+        self.predictions = dict(result.predictions)
+        if target_indices is None:
+            return result.maps[None]
+        return {int(t): result.maps[i] for i, t in enumerate(result.targets)}
 
     # -- several images in one engine run (salvo.bulk) ----------------------------------------
     def run_many(
@@ -573,6 +686,7 @@ class RISE(BlackBoxMethod):
         should_stop: Callable[[], bool] | None = None,
         progress: Callable[[float], None] | None = None,
         num_jobs: int | None = None,
+        engine: EngineConfig | None = None,
     ) -> int:
         """Explain several images in ONE engine run, so batches stay full across images.
 
@@ -621,7 +735,8 @@ class RISE(BlackBoxMethod):
         int
             Model inferences submitted in total (the last batch's unused slots included).
         """
-        engine = self.engine
+        engine_settings = engine
+        engine = self.engine_for(engine_settings)
         height, width = engine.input.image_size
         params = params.validate(height, width)
         layout = engine.input.layout

@@ -1,4 +1,10 @@
-"""White-box methods: XAI branches inserted into the OpenVINO graph (one inference per image)."""
+"""White-box methods: XAI branches inserted into the OpenVINO graph (one inference per image).
+
+:mod:`~salvo.methods.white_box.base` (the base class), :mod:`~.activation_map`,
+:mod:`~.recipro_cam` (ReciproCAM and ViT-ReciproCAM), :mod:`~.det_class_probability_map`, and
+:mod:`~.graph` (graph search, head grafting, in-graph scaling: what the branches are built
+with).
+"""
 
 from __future__ import annotations
 
@@ -12,18 +18,14 @@ from salvo.methods.white_box.graph import (
     is_transformer,
     logits_output,
 )
-from salvo.methods.white_box.insert import METHOD_KWARGS, insert_xai, resolve_whitebox_method
 
 __all__ = [
-    "METHOD_KWARGS",
     "TargetLayer",
     "XAIInsertionError",
     "find_cnn_target",
     "find_node",
     "find_target_layer",
     "find_vit_target",
-    "insert_xai",
     "is_transformer",
     "logits_output",
-    "resolve_whitebox_method",
 ]

@@ -16,15 +16,30 @@ Head layouts:
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import openvino as ov
 from openvino import opset13 as ops
 
-from salvo.methods.white_box.graph import XAIInsertionError, const
+from salvo.common import Method, Task
+from salvo.methods.base import IDENTITY, MethodParams
+from salvo.methods.white_box.base import Branch, WhiteBoxMethod, check_target_layer
+from salvo.methods.white_box.graph import GraphIndex, XAIInsertionError, const, find_node
 
-__all__ = ["det_class_probability_map_branch", "head_geometry"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DetClassProbabilityMap",
+    "DetClassProbabilityMapParams",
+    "det_class_probability_map_branch",
+    "head_geometry",
+]
 
 
 def _dims(out: ov.Output) -> list[int]:
@@ -191,3 +206,90 @@ def det_class_probability_map_branch(
     if classes == 1:
         return ops.sigmoid(mean).output(0)
     return ops.softmax(mean, 1).output(0)
+
+
+@dataclass(frozen=True)
+class DetClassProbabilityMapParams(MethodParams):
+    """How DetClassProbabilityMap builds its branch.
+
+    Attributes
+    ----------
+    num_anchors
+        Anchors per scale (default 1 each for 4-D heads; required for flattened heads).
+    saliency_map_size
+        Output (height, width) of the maps.
+    layout
+        ``"NCHW"``, ``"NHWC"``, or ``None`` to recognise the heads' layout.
+    """
+
+    num_anchors: Sequence[int] | None = None
+    saliency_map_size: tuple[int, int] = (23, 23)
+    layout: str | None = None
+
+
+class DetClassProbabilityMap(WhiteBoxMethod):
+    """DetClassProbabilityMap for single-stage detectors: per-class probability maps from the
+    class-score heads, ``(1, num_classes, *saliency_map_size)`` (the reference toolkit's
+    ``DetClassProbabilityMap``; parameters:
+    :class:`~salvo.methods.white_box.base.WhiteBoxMethod` and
+    :class:`DetClassProbabilityMapParams`).
+
+    Parameters
+    ----------
+    target_layer
+        The friendly names of the class-score heads, one per scale (a list, or one
+        comma-separated str). Required.
+    """
+
+    method = Method.DETCLASSPROBABILITYMAP
+    tasks = (Task.DETECTION,)
+    build_params_class = DetClassProbabilityMapParams
+
+    def __init__(
+        self,
+        model: ov.Model | str | os.PathLike[str],
+        preprocess_fn: Callable[[Any], np.ndarray] = IDENTITY,
+        target_layer: Sequence[str] | str | None = None,
+        embed_scaling: bool | None = True,
+        device_name: str = "CPU",
+        num_anchors: Sequence[int] | None = None,
+        saliency_map_size: tuple[int, int] | list[int] = (23, 23),
+        prepare_model: bool = True,
+        *,
+        layout: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, preprocess_fn, embed_scaling, device_name, **kwargs)
+        self.target_layer = check_target_layer(target_layer)
+        self.per_class = True
+        self.build_params = DetClassProbabilityMapParams(
+            None if num_anchors is None else list(num_anchors), tuple(saliency_map_size), layout)
+        if prepare_model:
+            self.prepare_model()
+
+    def build_branch(self, model: ov.Model, index: GraphIndex) -> Branch:
+        target_layer = self.target_layer
+        if target_layer is None:
+            raise XAIInsertionError(
+                "DetClassProbabilityMap needs target_layer: the names of the detector's "
+                "class-score head nodes, one per scale (e.g. target_layer=['head0/cls', "
+                "'head1/cls'])."
+            )
+        names = ([n.strip() for n in target_layer.split(",")]
+                 if isinstance(target_layer, str) else list(target_layer))
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise TypeError(
+                f"target_layer must be a str or a list of str for detection, got "
+                f"{target_layer!r}"
+            )
+        heads = []
+        for name in names:
+            _, node, port = find_node(model, name, index)
+            heads.append(node.output(port))
+        logger.info("Using DetClassProbabilityMap method (for single-stage detectors).")
+        p = self.build_params
+        saliency = det_class_probability_map_branch(
+            heads, num_anchors=p.num_anchors, saliency_map_size=p.saliency_map_size,
+            layout=p.layout)
+        return Branch(saliency, [2, 3], ",".join(h.get_node().get_friendly_name()
+                                                 for h in heads))

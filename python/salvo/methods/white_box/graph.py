@@ -46,6 +46,7 @@ __all__ = [
     "is_transformer",
     "logits_output",
     "scale_maps",
+    "scores_to_maps",
     "static_dims",
     "transformer_blocks",
     "typed_const",
@@ -628,6 +629,28 @@ def logits_output(model: ov.Model) -> ov.Output:
             continue
         break
     return out
+
+
+def scores_to_maps(scores: ov.Output, h: int, w: int) -> ov.Output:
+    """Turn (B * h * w, ...) head scores into (B, num_classes, h, w) maps.
+
+    Raises
+    ------
+    XAIInsertionError
+        The number of classes is not static.
+    """
+    dims = scores.get_partial_shape()
+    if dims.rank.is_dynamic or any(d.is_dynamic for d in list(dims)[1:]):
+        raise XAIInsertionError(
+            f"The class-score output needs static class dimensions, got shape {dims}."
+        )
+    k = int(np.prod([d.get_length() for d in list(dims)[1:]]))
+    x = scores
+    if x.get_element_type() != ov.Type.f32:
+        x = ops.convert(x, ov.Type.f32).output(0)
+    x = ops.reshape(x, const([-1, h * w, k], np.int64), False)
+    x = ops.transpose(x, const([0, 2, 1], np.int64))
+    return ops.reshape(x, const([-1, k, h, w], np.int64), False).output(0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,15 +23,20 @@ otherwise the general path runs.
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 import openvino as ov
 from openvino import opset13 as ops
 
+from salvo._checks import check_flag, check_int
+from salvo.common import Method, Task
+from salvo.methods.base import IDENTITY, MethodParams
+from salvo.methods.white_box.base import Branch, WhiteBoxMethod, check_target_layer
 from salvo.methods.white_box.graph import (
     GraphIndex,
     TargetLayer,
@@ -39,14 +44,20 @@ from salvo.methods.white_box.graph import (
     const,
     graft_head,
     logits_output,
+    scores_to_maps,
     static_dims,
     typed_const,
 )
+from salvo.methods.white_box.vit_recipro_cam import vit_recipro_cam_branch
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CLOSED_FORM",
+    "FeatureMapPerturbationBase",
+    "ReciproCAM",
+    "ViTReciproCAM",
+    "ViTReciproCAMParams",
     "ClosedFormPlan",
     "GlobalPool",
     "closed_form_plan",
@@ -103,28 +114,6 @@ POINTWISE_BINARY_TYPES = frozenset(
         "SquaredDifference",
     }
 )
-
-
-def scores_to_maps(scores: ov.Output, h: int, w: int) -> ov.Output:
-    """Turn (B * h * w, ...) head scores into (B, num_classes, h, w) maps.
-
-    Raises
-    ------
-    XAIInsertionError
-        The number of classes is not static.
-    """
-    dims = scores.get_partial_shape()
-    if dims.rank.is_dynamic or any(d.is_dynamic for d in list(dims)[1:]):
-        raise XAIInsertionError(
-            f"The class-score output needs static class dimensions, got shape {dims}."
-        )
-    k = int(np.prod([d.get_length() for d in list(dims)[1:]]))
-    x = scores
-    if x.get_element_type() != ov.Type.f32:
-        x = ops.convert(x, ov.Type.f32).output(0)
-    x = ops.reshape(x, const([-1, h * w, k], np.int64), False)
-    x = ops.transpose(x, const([0, 2, 1], np.int64))
-    return ops.reshape(x, const([-1, k, h, w], np.int64), False).output(0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,3 +462,139 @@ def recipro_cam_branch(
         raise XAIInsertionError(f"The target layer {target.name!r} feeds nothing.")
     scores = graft_head(model_a, model_b, cuts, logits_output(model_b))
     return scores_to_maps(scores, h, w)
+
+
+# --------------------------------------------------------------------------------------------
+# the methods
+
+
+class FeatureMapPerturbationBase(WhiteBoxMethod):
+    """Base class of the methods that re-run the head on perturbed copies of a feature map
+    (ReciproCAM, ViT-ReciproCAM): one class map per class, ``(1, num_classes, h, w)``.
+
+    Parameters
+    ----------
+    model, preprocess_fn, embed_scaling, device_name
+        See :class:`~salvo.methods.white_box.base.WhiteBoxMethod`.
+    target_layer
+        Friendly name of the node to perturb; ``None`` finds it automatically.
+    """
+
+    def __init__(
+        self,
+        model: ov.Model | str | os.PathLike[str],
+        preprocess_fn: Callable[[Any], np.ndarray] = IDENTITY,
+        target_layer: str | None = None,
+        embed_scaling: bool | None = True,
+        device_name: str = "CPU",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, preprocess_fn, embed_scaling, device_name, **kwargs)
+        self.target_layer = check_target_layer(target_layer)
+        self.per_class = True
+
+
+class ReciproCAM(FeatureMapPerturbationBase):
+    """ReciproCAM (arXiv 2209.14074) for CNNs: the head re-run once per feature-map cell, in
+    one inference (the reference toolkit's ``ReciproCAM``; parameters:
+    :class:`FeatureMapPerturbationBase`, plus ``prepare_model`` — insert and compile now)."""
+
+    method = Method.RECIPROCAM
+    tasks = (Task.CLASSIFICATION,)
+
+    def __init__(
+        self,
+        model: ov.Model | str | os.PathLike[str],
+        preprocess_fn: Callable[[Any], np.ndarray] = IDENTITY,
+        target_layer: str | None = None,
+        embed_scaling: bool | None = True,
+        device_name: str = "CPU",
+        prepare_model: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, preprocess_fn, target_layer, embed_scaling, device_name,
+                         **kwargs)
+        if prepare_model:
+            self.prepare_model()
+
+    def build_branch(self, model: ov.Model, index: GraphIndex) -> Branch:
+        target = self._classification_target(model, index, self.target_layer, "cnn")
+        logger.info("Using ReciproCAM method (for CNNs).")
+        saliency = recipro_cam_branch(model, self._model_ori.clone(), target)
+        return Branch(saliency, [2, 3], target.name)
+
+
+@dataclass(frozen=True)
+class ViTReciproCAMParams(MethodParams):
+    """How ViT-ReciproCAM builds its branch.
+
+    Attributes
+    ----------
+    use_gaussian
+        Each copy keeps a 3 x 3 Gaussian neighbourhood of one token (True) or one token only.
+    cls_token
+        Keep the class (and other auxiliary) tokens in every copy (True) or zero them.
+    final_norm
+        Accepted for the reference's signature: whatever follows the target, a final norm
+        included, is always re-run.
+    num_blocks
+        How many last transformer blocks are re-run when the target is found automatically
+        (the reference's ``k``).
+    """
+
+    use_gaussian: bool = True
+    cls_token: bool = True
+    final_norm: bool = True
+    num_blocks: int = 1
+
+    def validate(self, height: int = 0, width: int = 0) -> ViTReciproCAMParams:
+        return replace(self, use_gaussian=check_flag(self.use_gaussian, "use_gaussian"),
+                       cls_token=check_flag(self.cls_token, "cls_token"),
+                       final_norm=check_flag(self.final_norm, "final_norm"),
+                       num_blocks=check_int(self.num_blocks, "num_blocks", minimum=1))
+
+
+class ViTReciproCAM(FeatureMapPerturbationBase):
+    """ViT-ReciproCAM (arXiv 2310.02588) for vision transformers: the last block(s) re-run on
+    token-masked copies (the reference toolkit's ``ViTReciproCAM``; parameters:
+    :class:`FeatureMapPerturbationBase` and :class:`ViTReciproCAMParams`; ``k`` is the
+    reference's name of ``num_blocks``)."""
+
+    method = Method.VITRECIPROCAM
+    tasks = (Task.CLASSIFICATION,)
+    build_params_class = ViTReciproCAMParams
+
+    def __init__(
+        self,
+        model: ov.Model | str | os.PathLike[str],
+        preprocess_fn: Callable[[Any], np.ndarray] = IDENTITY,
+        target_layer: str | None = None,
+        embed_scaling: bool | None = True,
+        device_name: str = "CPU",
+        use_gaussian: bool = True,
+        cls_token: bool = True,
+        final_norm: bool = True,
+        k: int | None = None,
+        prepare_model: bool = True,
+        *,
+        num_blocks: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, preprocess_fn, target_layer, embed_scaling, device_name,
+                         **kwargs)
+        if k is not None and num_blocks is not None and k != num_blocks:
+            raise ValueError(f"k and num_blocks name the same setting; got {k} and {num_blocks}")
+        blocks = num_blocks if num_blocks is not None else (1 if k is None else k)
+        self.build_params = ViTReciproCAMParams(use_gaussian, cls_token, final_norm,
+                                                blocks).validate()
+        if prepare_model:
+            self.prepare_model()
+
+    def build_branch(self, model: ov.Model, index: GraphIndex) -> Branch:
+        p = self.build_params
+        target = self._classification_target(model, index, self.target_layer, "transformer",
+                                             p.num_blocks)
+        logger.info("Using ViTReciproCAM method (for transformers).")
+        saliency = vit_recipro_cam_branch(model, self._model_ori.clone(), target,
+                                          use_gaussian=p.use_gaussian, cls_token=p.cls_token)
+        return Branch(saliency, [2, 3], target.name)

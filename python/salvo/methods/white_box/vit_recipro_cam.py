@@ -27,7 +27,7 @@ from salvo.methods.white_box.graph import (
     logits_output,
     typed_const,
 )
-from salvo.methods.white_box.recipro_cam import scores_to_maps
+from salvo.methods.white_box.graph import scores_to_maps
 
 __all__ = ["gaussian_token_masks", "token_grid", "vit_recipro_cam_branch"]
 

@@ -35,52 +35,36 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 from openvino.utils.data_helpers.wrappers import OVDict
 
-from salvo._progress import RunProgress, warn_long_run
-from salvo.common import Preset
-from salvo.errors import DetectionBoxWarning, PostprocessWarning
-from salvo.inference import InferenceEngine, is_cpu_only
+from salvo._progress import RunProgress
+from salvo.common import Method, Preset
+from salvo.inference import EngineConfig, InferenceEngine, is_cpu_only
 from salvo.kernels import fill_masked
 from salvo.kernels.direct import BatchedDirect
 from salvo.kernels.gaussian import kde_accumulate, render_masks
-from salvo.methods.black_box.base import (
-    BlackBoxMethod,
-    BlackBoxResult,
-    Scorer,
-    image_for_fill,
-    is_flat,
-    predictions_for,
-    warn_uninformative,
-)
-from salvo.common.targets import _scalar, resolve_targets
+from salvo.methods.base import MethodParams
+from salvo.methods.black_box.base import BlackBoxXAIMethod, is_flat
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "AISE_CLASSIFICATION_PRESETS",
     "AISE_DETECTION_PRESETS",
-    "DEFAULT_BATCH_SIZE",
-    "AISEClassification",
+    "AISEBase",
     "AISEClassificationParams",
-    "AISEDetection",
     "AISEDetectionParams",
-    "DetectionReader",
-    "Detections",
-    "TargetBoxes",
-    "box_iou",
-    "match_scores",
+    "CPU_BATCH_STEPS",
+    "DEFAULT_BATCH_SIZE",
+    "SearchOutcome",
     "resolve_classification_params",
     "resolve_detection_params",
     "run_searches",
-    "select_target_boxes",
 ]
 
 #: Masks rendered per fill call at most (the engine's batch is usually smaller).
@@ -97,11 +81,6 @@ DEFAULT_BATCH_SIZE = 2
 #: (9 ms per image) batch 1: 1.30, batch 2: 1.69; EfficientNet-Lite0 224 px (3.3 ms) batch 2:
 #: 1.01, batch 1: 1.14.
 CPU_BATCH_STEPS = ((6e-3, 1), (0.0, 2))
-#: What a detection model's ``postprocess_fn`` returns.
-DETECTION_CONTRACT = ("raw outputs -> (boxes (B, N, 4), scores (B, N), labels (B, N)), boxes "
-                      "x1, y1, x2, y2 in input pixels")
-#: Extra room, in pixels, a target box may extend past the image before salvo warns.
-_BOX_SLACK = 1.0
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -158,7 +137,7 @@ def _checked_search_fields(params: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class AISEClassificationParams:
+class AISEClassificationParams(MethodParams):
     """AISE hyper-parameters for classification.
 
     Attributes
@@ -181,8 +160,9 @@ class AISEClassificationParams:
     locally_biased: bool = False
     scale_output: bool = True
 
-    def validate(self) -> AISEClassificationParams:
-        """Check every field; return a copy with canonical types.
+    def validate(self, height: int = 0, width: int = 0) -> AISEClassificationParams:
+        """Check every field; return a copy with canonical types (the input size does not
+        matter: widths are relative).
 
         Raises
         ------
@@ -194,7 +174,7 @@ class AISEClassificationParams:
 
 
 @dataclass(frozen=True)
-class AISEDetectionParams:
+class AISEDetectionParams(MethodParams):
     """AISE hyper-parameters for detection.
 
     Attributes
@@ -217,8 +197,9 @@ class AISEDetectionParams:
     locally_biased: bool = False
     scale_output: bool = True
 
-    def validate(self) -> AISEDetectionParams:
-        """Check every field; return a copy with canonical types.
+    def validate(self, height: int = 0, width: int = 0) -> AISEDetectionParams:
+        """Check every field; return a copy with canonical types (the input size does not
+        matter: widths are relative to each box).
 
         Raises
         ------
@@ -245,328 +226,22 @@ AISE_DETECTION_PRESETS: dict[Preset, AISEDetectionParams] = {
 }
 
 
-def _preset(preset: Preset | str | None) -> Preset:
-    if preset is None:
-        return Preset.BALANCE
-    if isinstance(preset, Preset):
-        return preset
-    try:
-        return Preset(str(preset).lower())
-    except ValueError:
-        raise ValueError(
-            f"preset must be one of {[p.name for p in Preset]}, got {preset!r}"
-        ) from None
-
-
-def _resolve(presets: dict, cls: type, other: dict[str, str], preset: Any,
-             overrides: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    for key, hint in other.items():
-        if key in overrides and overrides[key] is not None:
-            raise ValueError(hint)
-    unknown = set(overrides) - names - set(other)
-    if unknown:
-        raise TypeError(f"unknown AISE parameter(s): {sorted(unknown)}; known: {sorted(names)}")
-    chosen = {k: v for k, v in overrides.items() if k in names and v is not None}
-    return replace(presets[_preset(preset)], **chosen).validate()
-
-
 def resolve_classification_params(preset: Preset | str | None = None,
                                   **overrides: Any) -> AISEClassificationParams:
-    """The preset (BALANCE by default), then explicit keywords, which win; validated.
+    """The preset (BALANCE by default), then explicit keywords, which win; validated (see
+    :meth:`AISEBase.resolve_params`)."""
+    from salvo.methods.black_box.aise.classification import AISEClassification
 
-    Raises
-    ------
-    TypeError
-        An unknown keyword.
-    ValueError
-        A bad value, or ``divisors`` (a detection parameter).
-    """
-    return _resolve(
-        AISE_CLASSIFICATION_PRESETS, AISEClassificationParams,
-        {"divisors": "divisors is a parameter of AISE for detection; for classification set "
-                     "kernel_widths"},
-        preset, overrides,
-    )
+    return AISEClassification.resolve_params(preset=preset, **overrides)
 
 
 def resolve_detection_params(preset: Preset | str | None = None,
                              **overrides: Any) -> AISEDetectionParams:
-    """The preset (BALANCE by default), then explicit keywords, which win; validated.
+    """The preset (BALANCE by default), then explicit keywords, which win; validated (see
+    :meth:`AISEBase.resolve_params`)."""
+    from salvo.methods.black_box.aise.detection import AISEDetection
 
-    Raises
-    ------
-    TypeError
-        An unknown keyword.
-    ValueError
-        A bad value, or ``kernel_widths`` (detection derives them from each box and
-        ``divisors``).
-    """
-    return _resolve(
-        AISE_DETECTION_PRESETS, AISEDetectionParams,
-        {"kernel_widths": "kernel_widths is a parameter of AISE for classification; for "
-                          "detection the widths are min(box width, height) / divisors: set "
-                          "divisors"},
-        preset, overrides,
-    )
-
-
-# ----------------------------------------------------------------------------- detections
-
-@dataclass(frozen=True)
-class Detections:
-    """The boxes a detector found on one image.
-
-    Attributes
-    ----------
-    boxes
-        ``(N, 4)`` float64 ``x1, y1, x2, y2`` in input pixels.
-    scores
-        ``(N,)`` float64.
-    labels
-        ``(N,)`` int64.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    labels: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.scores.shape[0])
-
-
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of one ``xyxy`` box with each of ``boxes`` ``(M, 4)``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(M,)`` float64 in [0, 1]; 0 where a box is empty or the boxes do not overlap.
-    """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    box = np.asarray(box, dtype=np.float64)
-    iw = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
-    ih = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
-    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
-    area = max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
-    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0,
-                                                                   None)
-    union = area + areas - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
-def match_scores(target_box: np.ndarray, target_label: int, found: Detections) -> float:
-    """``max`` over the found boxes with the target's label of ``IoU * score`` (0 if none)."""
-    same = found.labels == target_label
-    if not np.any(same):
-        return 0.0
-    return float(np.max(box_iou(target_box, found.boxes[same]) * found.scores[same]))
-
-
-class DetectionReader:
-    """Read detections with the user's ``postprocess_fn``, checked (SPEC section 6).
-
-    ``postprocess_fn(outputs)`` must return ``(boxes (B, N, 4), scores (B, N), labels (B, N))``
-    with boxes ``x1, y1, x2, y2`` in input pixels, for a batch of ``B`` images (rows may be
-    padded with zero-score boxes). A function written for one image (leading dimension 1 for
-    ``B > 1``) is detected once and then called image by image.
-    """
-
-    def __init__(self, postprocess_fn: Callable[[OVDict], Any]) -> None:
-        if not callable(postprocess_fn):
-            raise TypeError(
-                f"postprocess_fn must be callable (outputs -> (boxes, scores, labels)), got "
-                f"{type(postprocess_fn).__name__}"
-            )
-        self.postprocess_fn = postprocess_fn
-        self.per_item = False
-
-    def _call(self, outputs: OVDict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        try:
-            result = self.postprocess_fn(outputs)
-        except Exception as exc:
-            raise ValueError(f"postprocess_fn raised {type(exc).__name__}: {exc}") from exc
-        if not isinstance(result, (tuple, list)) or len(result) != 3:
-            what = f"a {type(result).__name__}"
-            if isinstance(result, (tuple, list)):
-                what += f" of {len(result)} items"
-            raise ValueError(
-                "for detection, postprocess_fn must return three arrays (boxes (B, N, 4) "
-                f"x1, y1, x2, y2 in input pixels, scores (B, N), labels (B, N)); got {what}"
-            )
-        arrays = []
-        for name, value in zip(("boxes", "scores", "labels"), result):
-            arr = np.asarray(value)
-            if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                           or arr.dtype == np.bool_):
-                raise ValueError(f"postprocess_fn returned {name} of dtype {arr.dtype}; expected "
-                                 "numbers")
-            arrays.append(arr)
-        boxes, scores, labels = arrays
-        if boxes.ndim == 2 and boxes.shape[-1] == 4 and scores.ndim == 1 and labels.ndim == 1:
-            boxes, scores, labels = boxes[None], scores[None], labels[None]
-        if boxes.ndim != 3 or boxes.shape[-1] != 4:
-            raise ValueError(f"postprocess_fn returned boxes of shape {boxes.shape}; expected "
-                             "(B, N, 4)")
-        if scores.ndim != 2 or labels.ndim != 2:
-            raise ValueError(f"postprocess_fn returned scores of shape {scores.shape} and labels "
-                             f"of shape {labels.shape}; expected (B, N) each")
-        return boxes, scores, labels
-
-    def __call__(self, outputs: OVDict, n: int) -> list[Detections]:
-        """The detections of each of the ``n`` images of a batch."""
-        if not self.per_item:
-            boxes, scores, labels = self._call(outputs)
-            lead = {boxes.shape[0], scores.shape[0], labels.shape[0]}
-            if lead == {n}:
-                return self._split(boxes, scores, labels)
-            if n > 1 and lead == {1}:
-                warnings.warn(
-                    f"postprocess_fn returned detections for 1 image for a batch of {n}; "
-                    "calling it one image at a time (return (B, N, ...) arrays, one row per "
-                    "image, to avoid this)",
-                    PostprocessWarning, stacklevel=2,
-                )
-                self.per_item = True
-            else:
-                raise ValueError(
-                    f"postprocess_fn returned boxes {boxes.shape}, scores {scores.shape} and "
-                    f"labels {labels.shape} for a batch of {n} images; expected a leading "
-                    f"dimension of {n}"
-                )
-        found: list[Detections] = []
-        for i in range(n):
-            one = OVDict({port: arr[i: i + 1] for port, arr in outputs.items()})
-            found.extend(self._split(*self._call(one))[:1])
-        return found
-
-    @staticmethod
-    def _split(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> list[Detections]:
-        out = []
-        for b in range(boxes.shape[0]):
-            nb, ns, nl = boxes.shape[1], scores.shape[1], labels.shape[1]
-            if not nb == ns == nl:
-                raise ValueError(
-                    f"postprocess_fn returned {nb} boxes, {ns} scores and {nl} labels for image "
-                    f"{b}; the three must have the same length"
-                )
-            bx = boxes[b].astype(np.float64)
-            sc = scores[b].astype(np.float64)
-            if not (np.all(np.isfinite(bx)) and np.all(np.isfinite(sc))):
-                raise ValueError(f"postprocess_fn returned a non-finite box or score for image "
-                                 f"{b}")
-            lb = labels[b]
-            if np.issubdtype(lb.dtype, np.floating):
-                if not np.all(np.isfinite(lb)):
-                    raise ValueError(f"postprocess_fn returned a non-finite label for image {b}")
-                lb = np.rint(lb)
-            out.append(Detections(bx, sc, lb.astype(np.int64)))
-        return out
-
-
-@dataclass(frozen=True)
-class TargetBoxes:
-    """The boxes chosen for explanation.
-
-    Attributes
-    ----------
-    indices
-        Box indices (as the postprocess function numbered them) that are explained.
-    boxes
-        ``(T, 4)`` float64, those boxes clipped to the image (what the search uses).
-    labels
-        ``(T,)`` int64.
-    predictions
-        ``{index: Prediction(label, score, box as returned)}``.
-    """
-
-    indices: list[int]
-    boxes: np.ndarray
-    labels: np.ndarray
-    predictions: dict[int, Any]
-
-
-def _box_warning(message: str) -> None:
-    logger.debug(message)
-    warnings.warn(message, DetectionBoxWarning, stacklevel=3)
-
-
-def select_target_boxes(found: Detections, targets: Any, height: int, width: int
-                        ) -> TargetBoxes:
-    """Resolve detection ``targets`` (box indices; ``-1``/``None`` for all) on the unmasked
-    detections; clip boxes to the image, skip degenerate ones with a warning naming them.
-
-    Raises
-    ------
-    ValueError
-        A label name or other non-integer target, or an index out of range.
-    """
-    from salvo.explainer.explanation import Prediction
-
-    targets = _scalar(targets)
-    items = [targets] if isinstance(targets, (str, int, np.integer)) or targets is None \
-        else list(targets) if isinstance(targets, (list, tuple, np.ndarray)) else [targets]
-    for t in items:
-        if t is None:
-            continue
-        if isinstance(t, str):
-            raise ValueError(
-                f"targets: {t!r} is a name, but detection targets are box indices (ints, or -1 "
-                "for every box the model found)"
-            )
-    n = len(found)
-    all_boxes = targets is None or (
-        isinstance(targets, (int, np.integer)) and not isinstance(targets, bool)
-        and int(targets) == -1
-    )
-    if n == 0 and not all_boxes:
-        raise ValueError(
-            f"targets: box indices {targets!r} were asked, but the model found no boxes on this "
-            "image"
-        )
-    keys = [] if n == 0 else resolve_targets(targets, n, None, what="box")
-    indices: list[int] = []
-    boxes = []
-    labels = []
-    predictions: dict[int, Any] = {}
-    normalised = n > 0 and float(np.max(np.abs(found.boxes))) <= 1.5 and min(height, width) > 16
-    for k in keys:
-        raw = found.boxes[k]
-        x1, y1, x2, y2 = (float(v) for v in raw)
-        if not (x2 > x1 and y2 > y1):
-            _box_warning(f"skipping box {k} (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}): it "
-                         "is empty (x2 <= x1 or y2 <= y1)")
-            continue
-        clipped = np.array([min(max(x1, 0.0), width), min(max(y1, 0.0), height),
-                            min(max(x2, 0.0), width), min(max(y2, 0.0), height)])
-        if not (clipped[2] > clipped[0] and clipped[3] > clipped[1]):
-            _box_warning(f"skipping box {k} (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}): it "
-                         f"lies outside the {width}x{height} input image")
-            continue
-        if np.max(np.abs(clipped - raw)) > _BOX_SLACK:
-            _box_warning(f"box {k} (x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}) extends past "
-                         f"the {width}x{height} input image; it is clipped to it")
-        indices.append(int(k))
-        boxes.append(clipped)
-        labels.append(int(found.labels[k]))
-        predictions[int(k)] = Prediction(label=int(found.labels[k]),
-                                         score=float(found.scores[k]),
-                                         bounding_box=(x1, y1, x2, y2))
-    if normalised:
-        _box_warning(f"all boxes from postprocess_fn lie within [0, 1.5]: they look normalised, "
-                     f"but salvo expects x1, y1, x2, y2 in input pixels ({width}x{height}); "
-                     "multiply them by the input size in postprocess_fn")
-    return TargetBoxes(indices, np.asarray(boxes, np.float64).reshape(-1, 4),
-                       np.asarray(labels, np.int64), predictions)
-
-
-def no_box_message(method: str, num_found: int) -> str:
-    """Why a detection explanation holds no map."""
-    if num_found == 0:
-        return (f"{method}: the model found no box on this image, so there is nothing to explain "
-                "(check postprocess_fn's score threshold and the input)")
-    return (f"{method}: none of the {num_found} boxes the model found could be explained (see "
-            "the warnings about them)")
+    return AISEDetection.resolve_params(preset=preset, **overrides)
 
 
 # ----------------------------------------------------------------------------- the search
@@ -753,23 +428,50 @@ def _progress(show: bool | None, total: int) -> RunProgress:
     return RunProgress(total, desc="AISE", unit="inference", show=show)
 
 
-class _AISEBase(BlackBoxMethod):
-    """What the classification and detection variants share (parameters:
-    :class:`~salvo.methods.black_box.base.BlackBoxMethod`)."""
+class AISEBase(BlackBoxXAIMethod):
+    """What the classification and detection variants of AISE share (parameters:
+    :class:`~salvo.methods.black_box.base.BlackBoxXAIMethod`).
+
+    Engine: without a ``batch_size``, on CPU the batch is 1 or 2 chosen from the measured time
+    of one image (:data:`CPU_BATCH_STEPS`), elsewhere :data:`DEFAULT_BATCH_SIZE`.
+    """
 
     name = "AISE"
+    method = Method.AISE
+    default_preset = Preset.BALANCE
+    #: Keywords of the other AISE variant, with the hint a caller gets for them.
+    other_variant: ClassVar[Mapping[str, str]] = {}
 
-    def engine_defaults(self, device_name: str, engine_kwargs: dict[str, Any]
-                        ) -> dict[str, Any]:
-        if engine_kwargs.get("batch_size") is None:
-            if is_cpu_only(device_name):
-                engine_kwargs["batch_steps"] = CPU_BATCH_STEPS
-            else:
-                engine_kwargs["batch_size"] = DEFAULT_BATCH_SIZE
-        return engine_kwargs
+    def _call_config(self, engine: EngineConfig | None, stream: bool) -> EngineConfig:
+        config = super()._call_config(engine, stream)
+        if config.batch_size is None and not is_cpu_only(self.device_name):
+            config = config.with_defaults(batch_size=DEFAULT_BATCH_SIZE)
+        return config
 
-    def _check_input(self, x: np.ndarray) -> np.ndarray:
-        expected = self.engine.input.shape[1:]
+    def _engine_extra(self, config: EngineConfig, stream: bool) -> dict[str, Any]:
+        return {"batch_steps": CPU_BATCH_STEPS} if config.batch_size is None else {}
+
+    @classmethod
+    def resolve_params(cls, params: MethodParams | None = None, /, *,
+                       preset: Preset | str | None = None, **overrides: Any) -> MethodParams:
+        """The parameters (see :meth:`~salvo.methods.base.MethodBase.resolve_params`),
+        validated.
+
+        Raises
+        ------
+        TypeError
+            An unknown keyword.
+        ValueError
+            A bad value, or a parameter of the other AISE variant (with a hint).
+        """
+        for key, hint in cls.other_variant.items():
+            if overrides.get(key) is not None:
+                raise ValueError(hint)
+            overrides.pop(key, None)
+        return super().resolve_params(params, preset=preset, **overrides).validate()
+
+    def _check_input(self, x: np.ndarray, engine: InferenceEngine) -> np.ndarray:
+        expected = engine.input.shape[1:]
         x = np.asarray(x)
         if x.ndim == len(expected):
             x = x[None]
@@ -779,198 +481,3 @@ class _AISEBase(BlackBoxMethod):
                 f" got {x.shape}"
             )
         return x
-
-
-class AISEClassification(_AISEBase):
-    """AISE for classification models on the batched asynchronous engine (parameters:
-    :class:`~salvo.methods.black_box.base.BlackBoxMethod`)."""
-
-    postprocess_contract = ("raw outputs -> class scores (B, num_classes), logits or "
-                            "probabilities")
-
-    def explain(
-        self,
-        x: np.ndarray,
-        targets: Any,
-        *,
-        label_names: Sequence[str] | None = None,
-        progress: bool | None = None,
-        **params: Any,
-    ) -> BlackBoxResult:
-        """Explain ``x`` ``(1, ...)`` for ``targets`` (int, name, list, ``-1``/``None`` for all).
-
-        ``params``: ``preset``, ``num_iterations_per_kernel``, ``kernel_widths``,
-        ``solver_epsilon``, ``locally_biased``, ``scale_output``. They are checked before any
-        inference runs.
-
-        Returns
-        -------
-        BlackBoxResult
-            ``maps`` ``(T, H, W)``; ``num_inferences = 1 + 2 * T * K * N``; ``extra`` holds
-            ``history`` ``(T, K, N, 3)`` (centre x, centre y, objective), ``num_rounds``,
-            ``seconds`` and ``params``.
-        """
-        t0 = time.perf_counter()
-        aise = resolve_classification_params(**params)
-        x = self._check_input(x)
-        engine = self.engine
-        height, width = engine.input.image_size
-        image = image_for_fill(x, engine)
-        scorer = Scorer(self.postprocess_fn)
-        unmasked = scorer(self.unmasked_outputs(x), 1)[0]
-        num_classes = unmasked.shape[0]
-        keys = resolve_targets(targets, num_classes, label_names)
-        num_widths = len(aise.kernel_widths)
-        per_target = 2 * num_widths * aise.num_iterations_per_kernel
-        warn_long_run("AISE", 1 + per_target * len(keys), len(keys), per_target,
-                      f"2 images x {num_widths} kernel widths x "
-                      f"{aise.num_iterations_per_kernel} iterations", stacklevel=4)
-        columns = np.asarray(keys, np.intp)
-        num_searches = len(keys) * num_widths
-        lower = np.zeros((num_searches, 2))
-        upper = np.ones((num_searches, 2))
-        sigmas = np.tile(np.asarray(aise.kernel_widths, np.float64), len(keys))
-        search_column = np.repeat(columns, num_widths)
-
-        def image_values(outputs: OVDict, owner: np.ndarray, kind: np.ndarray) -> np.ndarray:
-            n = owner.shape[0]
-            scores = scorer(outputs, n)
-            if scores.shape[1] != num_classes:
-                raise ValueError(
-                    f"postprocess_fn returned {scores.shape[1]} classes for masked inputs and "
-                    f"{num_classes} for the unmasked one"
-                )
-            picked = scores[np.arange(n), search_column[owner]].astype(np.float64)
-            outside = (scores.max(axis=1) > 1) | (scores.min(axis=1) < 0)
-            return np.where(outside, _sigmoid(picked), picked)
-
-        show = self.progress if progress is None else progress
-        budget = aise.num_iterations_per_kernel
-        bar = _progress(show, 2 * num_searches * budget)
-        try:
-            outcome = run_searches(
-                engine, image, lower, upper, sigmas, budget, aise.solver_epsilon,
-                aise.locally_biased, len(keys), True, image_values, bar,
-            )
-        finally:
-            bar.close()
-        warn_uninformative("AISE", outcome.flat, keys,
-                           "its objective (the score difference of the preserved and the deleted "
-                           "image, through the sigmoid for scores outside [0, 1]) did not vary")
-        maps = _scaled_uint8(outcome.maps) if aise.scale_output else outcome.maps
-        return BlackBoxResult(
-            maps=maps,
-            targets=keys,
-            predictions=predictions_for(unmasked, keys),
-            num_inferences=outcome.num_inferences + 1,
-            extra={"history": outcome.history, "num_rounds": outcome.num_rounds,
-                   "seconds": time.perf_counter() - t0, "params": aise,
-                   "kernel_widths": np.tile(np.asarray(aise.kernel_widths), (len(keys), 1)),
-                   "input_size": (height, width)},
-        )
-
-
-class AISEDetection(_AISEBase):
-    """AISE for detection models on the batched asynchronous engine (parameters:
-    :class:`~salvo.methods.black_box.base.BlackBoxMethod`)."""
-
-    postprocess_contract = DETECTION_CONTRACT
-
-    def detect(self, x: np.ndarray) -> Detections:
-        """The detections on the unmasked input ``x`` ``(1, ...)`` (one inference)."""
-        x = self._check_input(x)
-        return DetectionReader(self.postprocess_fn)(self.unmasked_outputs(x), 1)[0]
-
-    def explain(
-        self,
-        x: np.ndarray,
-        targets: Any,
-        *,
-        label_names: Sequence[str] | None = None,
-        progress: bool | None = None,
-        **params: Any,
-    ) -> BlackBoxResult:
-        """Explain the boxes ``targets`` (indices into the detections on ``x``; ``-1``/``None``
-        for all) of the preprocessed input ``x`` ``(1, ...)``.
-
-        ``params``: ``preset``, ``num_iterations_per_kernel``, ``divisors``, ``solver_epsilon``,
-        ``locally_biased``, ``scale_output``; checked before any inference runs.
-
-        Returns
-        -------
-        BlackBoxResult
-            One map per explained box (``(0, H, W)`` when the model found none); degenerate
-            boxes are skipped with a warning. ``num_inferences = 1 + T * K * N``.
-        """
-        t0 = time.perf_counter()
-        aise = resolve_detection_params(**params)
-        x = self._check_input(x)
-        engine = self.engine
-        height, width = engine.input.image_size
-        image = image_for_fill(x, engine)
-        reader = DetectionReader(self.postprocess_fn)
-        found = reader(self.unmasked_outputs(x), 1)[0]
-        chosen = select_target_boxes(found, targets, height, width)
-        num_targets = len(chosen.indices)
-        dtype = np.uint8 if aise.scale_output else np.float32
-        if num_targets == 0:
-            _box_warning(no_box_message("AISE", len(found)))
-            return BlackBoxResult(
-                maps=np.zeros((0, height, width), dtype), targets=[], predictions={},
-                num_inferences=1,
-                extra={"history": np.zeros((0, len(aise.divisors),
-                                            aise.num_iterations_per_kernel, 3)),
-                       "num_rounds": 0, "seconds": time.perf_counter() - t0, "params": aise,
-                       "kernel_widths": np.zeros((0, len(aise.divisors))),
-                       "input_size": (height, width)},
-            )
-        divisors = np.asarray(aise.divisors, np.float64)
-        num_widths = divisors.shape[0]
-        per_target = num_widths * aise.num_iterations_per_kernel
-        warn_long_run("AISE", 1 + per_target * num_targets, num_targets, per_target,
-                      f"{num_widths} divisors x {aise.num_iterations_per_kernel} iterations",
-                      stacklevel=4)
-        scale = np.array([width, height, width, height], np.float64)
-        norm = chosen.boxes / scale
-        box_w = norm[:, 2] - norm[:, 0]
-        box_h = norm[:, 3] - norm[:, 1]
-        widths = np.minimum(box_w, box_h)[:, None] / divisors[None, :]  # (T, K)
-        lo = np.stack([np.maximum(norm[:, 0] - 0.5 * box_w, 0.0),
-                       np.maximum(norm[:, 1] - 0.5 * box_h, 0.0)], axis=1)
-        hi = np.stack([np.minimum(norm[:, 2] + 0.5 * box_w, 1.0),
-                       np.minimum(norm[:, 3] + 0.5 * box_h, 1.0)], axis=1)
-        lower = np.repeat(lo, num_widths, axis=0)
-        upper = np.repeat(hi, num_widths, axis=0)
-        sigmas = widths.reshape(-1)
-        target_of_search = np.repeat(np.arange(num_targets), num_widths)
-
-        def image_values(outputs: OVDict, owner: np.ndarray, kind: np.ndarray) -> np.ndarray:
-            detections = reader(outputs, owner.shape[0])
-            out = np.empty(owner.shape[0], np.float64)
-            for i, det in enumerate(detections):
-                t = target_of_search[owner[i]]
-                out[i] = match_scores(chosen.boxes[t], int(chosen.labels[t]), det)
-            return out
-
-        show = self.progress if progress is None else progress
-        budget = aise.num_iterations_per_kernel
-        bar = _progress(show, sigmas.shape[0] * budget)
-        try:
-            outcome = run_searches(
-                engine, image, lower, upper, sigmas, budget, aise.solver_epsilon,
-                aise.locally_biased, num_targets, False, image_values, bar,
-            )
-        finally:
-            bar.close()
-        warn_uninformative("AISE", outcome.flat, list(chosen.indices),
-                           "its objective (IoU x score of the best match) did not vary")
-        maps = _scaled_uint8(outcome.maps) if aise.scale_output else outcome.maps
-        return BlackBoxResult(
-            maps=maps,
-            targets=list(chosen.indices),
-            predictions=chosen.predictions,
-            num_inferences=outcome.num_inferences + 1,
-            extra={"history": outcome.history, "num_rounds": outcome.num_rounds,
-                   "seconds": time.perf_counter() - t0, "params": aise,
-                   "kernel_widths": widths, "input_size": (height, width)},
-        )
