@@ -49,6 +49,12 @@ class PlotWarning(SalvoWarning):
     """``Explanation.plot`` shows fewer maps than were asked for."""
 
 
+class UsageError(ValueError):
+    """A bad or contradictory command line or specification string (``salvo`` reports it as
+    one line, ``salvo: error: …``, with exit status 2). The message names the option and the
+    value."""
+
+
 __all__ += [
     "DetectionBoxWarning",
     "IgnoredArgumentWarning",
@@ -56,4 +62,5 @@ __all__ += [
     "MetricWarning",
     "PlotWarning",
     "PostprocessWarning",
+    "UsageError",
 ]
