@@ -315,8 +315,10 @@ def _whitebox_result(explainer: Explainer, outputs: Any, p: int, smap_index: int
 
     from salvo.common import Method
     from salvo.explainer.explanation import Prediction
+    from salvo.methods.whitebox.base import check_finite_outputs
 
     arrays = list(outputs.values())
+    check_finite_outputs(arrays, list(outputs.keys()), p)
     smap = arrays[smap_index][p]
     if explainer.explain_method == Method.ACTIVATIONMAP:
         if smap.ndim == 3:

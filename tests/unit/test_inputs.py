@@ -453,3 +453,14 @@ def test_storage_size_beyond_the_file_is_refused_before_reading():
     crafted = _tensor_file(1 << 40, (2,), (1,), stored=2)  # claims 4 TB of floats
     with pytest.raises(ValueError, match="truncated weights file"):
         zoo.load_legacy_torch_state_dict(io.BytesIO(crafted))
+
+
+def test_the_command_line_matches_names_as_python_does():
+    from salvo.cli.models import parse_targets
+
+    labels = zoo.imagenet_labels()
+    for text in ("tabby", "Tabby, Tabby Cat", "tabby, tabby cat", "TABBY CAT"):
+        assert parse_targets(text, labels, 1000) == resolve_targets(text, 1000, labels) == [281]
+    assert parse_targets("tabby,espresso,281", labels, 1000) == [281, 967]
+    with pytest.raises(ValueError, match="targets"):
+        parse_targets("no such class", labels, 1000)

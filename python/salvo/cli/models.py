@@ -25,7 +25,7 @@ from salvo import zoo
 from salvo.bulk import top_k
 from salvo.errors import UsageError
 from salvo.inference import read_model
-from salvo.targets import resolve_targets
+from salvo.targets import match_label, resolve_targets
 
 __all__ = [
     "ZOO_LABELS",
@@ -217,8 +217,14 @@ def parse_targets(text: str, labels: list[str] | None, num_classes: int | None) 
         if k < 1:
             raise UsageError("--targets: topK needs K >= 1")
         return top_k(k)
-    if labels is not None and value in labels:
-        items: list[int | str] = [value]
+    whole: int | None = None
+    if labels is not None:
+        try:  # the whole text may be one label with commas in it ("tabby, tabby cat")
+            whole = match_label(value, labels)
+        except ValueError:
+            whole = None
+    if whole is not None:
+        items: list[int | str] = [whole]
     else:
         items = []
         for part in (p.strip() for p in value.split(",")):

@@ -487,6 +487,9 @@ class Explainer:
         outputs = self._engine.infer_items(x)
         names = [o.get_names() for o in self._xai_model.outputs]
         idx = next(i for i, n in enumerate(names) if SALIENCY_MAP_OUTPUT_NAME in n)
+        from salvo.methods.whitebox.base import check_finite_outputs
+
+        check_finite_outputs(outputs, list(self._engine.compiled.outputs))
         smap = outputs[idx][0]
         predictions: dict = {}
         if self.explain_method == Method.ACTIVATIONMAP:

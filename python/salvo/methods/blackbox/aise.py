@@ -56,7 +56,9 @@ from salvo.methods.blackbox.base import (
     BlackBoxResult,
     Scorer,
     image_for_fill,
+    is_flat,
     predictions_for,
+    warn_uninformative,
 )
 from salvo.targets import _scalar, resolve_targets
 
@@ -570,7 +572,8 @@ def no_box_message(method: str, num_found: int) -> str:
 # ----------------------------------------------------------------------------- the search
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp(-x) overflows for x < -709: the sigmoid is then 0
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 @dataclass
@@ -587,12 +590,17 @@ class SearchOutcome:
         Masked inferences run.
     num_rounds
         DIRECT iterations (rounds of batched inference).
+    flat
+        ``(T,)`` bool: targets whose objective was flat (it did not vary over their evaluations
+        beyond float32 resolution at the magnitude of the scores it is made of, e.g. every
+        score saturated by the sigmoid); their maps are zeros.
     """
 
     maps: np.ndarray
     history: np.ndarray
     num_inferences: int
     num_rounds: int
+    flat: np.ndarray | None = None
 
 
 class _Round:
@@ -668,6 +676,12 @@ def run_searches(
     bar
         Optional progress (a :class:`~salvo._progress.RunProgress` or a tqdm bar: anything
         with ``update(n)``), advanced by images.
+
+    A target whose objective is flat — the spread of its values over all its evaluations (all
+    widths) at most :data:`~salvo.methods.blackbox.base.FLAT_RELATIVE` times the largest
+    absolute image score its evaluations were made of — gets a zero map and is marked in
+    :attr:`SearchOutcome.flat` (the kernel-density of the points DIRECT happened to try would
+    otherwise look like a confident map).
     """
     height, width = engine.input.image_size
     layout = engine.input.layout
@@ -676,12 +690,14 @@ def run_searches(
     opt = BatchedDirect(lower, upper, budget, eps=eps, locally_biased=locally_biased)
     buffer = np.empty((min(_MASK_BUFFER, max(engine.batch_size, 1)), height, width), np.float32)
     inferences = 0
+    magnitude = np.zeros(num_searches, np.float64)  # the largest |image score| per search
     while not opt.done:
         points, owner = opt.ask()
         batch = _Round(points, owner, sigmas, per_eval, image, layout, buffer, image_values)
         engine.run(batch.num_images, batch.fill, batch.consume,
                    progress=None if bar is None else bar.update)
         inferences += batch.num_images
+        np.maximum.at(magnitude, batch.owner, np.abs(batch.scores))
         if preserve_and_delete:
             values = batch.scores[0::2] - batch.scores[1::2]
         else:
@@ -692,6 +708,7 @@ def run_searches(
     history = np.empty((num_targets, kernels, budget, 3), np.float64)
     maps = np.empty((num_targets, height, width), np.float32)
     per_width = np.empty((height, width), np.float64)
+    flat = np.zeros(num_targets, bool)
     for t in range(num_targets):
         total = np.zeros((height, width), np.float64)
         for k in range(kernels):
@@ -706,6 +723,12 @@ def run_searches(
             if peak > 0:
                 per_width /= peak
             total += per_width
+        values = history[t, :, :, 2]
+        flat[t] = bool(is_flat(values.max() - values.min(),
+                               magnitude[t * kernels : (t + 1) * kernels].max())[()])
+        if flat[t]:
+            maps[t] = 0.0
+            continue
         peak = total.max()
         if peak != 0:
             # as the reference: a negative maximum flips the map's order
@@ -714,7 +737,7 @@ def run_searches(
             logger.debug("AISE map of target %d has no positive value (max %g)", t, peak)
         maps[t] = total
     return SearchOutcome(maps=maps, history=history, num_inferences=inferences,
-                         num_rounds=opt.num_rounds)
+                         num_rounds=opt.num_rounds, flat=flat)
 
 
 def _scaled_uint8(maps: np.ndarray) -> np.ndarray:
@@ -831,6 +854,9 @@ class AISEClassification(_AISEBase):
             )
         finally:
             bar.close()
+        warn_uninformative("AISE", outcome.flat, keys,
+                           "its objective (the score difference of the preserved and the deleted "
+                           "image, through the sigmoid for scores outside [0, 1]) did not vary")
         maps = _scaled_uint8(outcome.maps) if aise.scale_output else outcome.maps
         return BlackBoxResult(
             maps=maps,
@@ -936,6 +962,8 @@ class AISEDetection(_AISEBase):
             )
         finally:
             bar.close()
+        warn_uninformative("AISE", outcome.flat, list(chosen.indices),
+                           "its objective (IoU x score of the best match) did not vary")
         maps = _scaled_uint8(outcome.maps) if aise.scale_output else outcome.maps
         return BlackBoxResult(
             maps=maps,

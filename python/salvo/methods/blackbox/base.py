@@ -14,9 +14,18 @@ from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo._checks import as_real_array, check_progress, fit_dtype
 from salvo.errors import PostprocessWarning
+from salvo.errors import UninformativeMapWarning
 from salvo.inference import InferenceEngine
 
 logger = logging.getLogger(__name__)
+
+#: Relative spread at or below which scores count as constant: float32's machine epsilon
+#: ``2**-23``. Rounding a real number ``v`` to float32 moves it by at most ``2**-24 * |v|`` (the
+#: unit roundoff), so two roundings of one constant ``c`` can differ by up to ``2**-23 * |c|``:
+#: scores whose spread over the perturbations is at most ``FLAT_RELATIVE`` times their magnitude
+#: are what float32 rounding alone makes of a constant, and a map built from them shows rounding
+#: noise, not the model.
+FLAT_RELATIVE = 2.0 ** -23
 
 #: Engine keywords every black-box method accepts.
 ENGINE_KEYS = ("batch_size", "num_requests", "precision", "inference_precision",
@@ -98,18 +107,84 @@ class BlackBoxMethod:
         return engine_kwargs
 
 
+def is_flat(spread: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
+    """Which score series carry no information: ``spread <= FLAT_RELATIVE * magnitude``.
+
+    Parameters
+    ----------
+    spread
+        ``(T,)`` float64: ``max - min`` of each series (of scores, or of an objective made of
+        them).
+    magnitude
+        ``(T,)`` float64: the largest absolute score of each series.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(T,)`` bool. A series of zeros is flat; so is one that does not vary beyond float32
+        resolution at its magnitude (see :data:`FLAT_RELATIVE`).
+    """
+    spread = np.asarray(spread, np.float64)
+    magnitude = np.asarray(magnitude, np.float64)
+    return ~(spread > FLAT_RELATIVE * magnitude)
+
+
+def warn_uninformative(method: str, flat: np.ndarray, targets: Sequence[Any], what: str,
+                       *, stacklevel: int = 3) -> None:
+    """Warn (:class:`~salvo.errors.UninformativeMapWarning`) about the flat maps, if any.
+
+    Parameters
+    ----------
+    method
+        The method's name, for the message.
+    flat
+        ``(T,)`` bool, one per map.
+    targets
+        The maps' targets (class or box indices), in the same order.
+    what
+        What did not vary, e.g. ``"the scores did not vary over the 1000 masks"``.
+    stacklevel
+        Passed to :func:`warnings.warn`.
+    """
+    flat = np.asarray(flat, bool)
+    if not flat.any():
+        return
+    names = [targets[i] for i in np.flatnonzero(flat)]
+    shown = ", ".join(str(t) for t in names[:10]) + (", ..." if len(names) > 10 else "")
+    warnings.warn(
+        f"{method}: the map of {len(names)} of {len(flat)} target(s) ({shown}) carries no "
+        f"information: {what} beyond float32 resolution (relative spread <= 2**-23); "
+        f"returned flat (all zeros)",
+        UninformativeMapWarning, stacklevel=stacklevel,
+    )
+
+
 class Scorer:
     """Turn raw outputs into class scores with the user's ``postprocess_fn``, checked.
 
     salvo calls ``postprocess_fn`` once per batch and expects ``(B, num_classes)``. If it returns a
     leading dimension of 1 for ``B > 1`` (a function written for one image), the scorer says so
     once and calls it one item at a time from then on.
+
+    Parameters
+    ----------
+    postprocess_fn
+        Raw outputs -> class scores.
+    dtype
+        The scores' dtype: ``numpy.float32`` (default) or ``numpy.float64``, which keeps a
+        float64 ``postprocess_fn`` output exact (RISE subtracts a common offset from the scores
+        before it narrows them, so score differences far below float32 resolution at the scores'
+        magnitude survive).
     """
 
-    def __init__(self, postprocess_fn: Callable[[OVDict], Any]) -> None:
+    def __init__(self, postprocess_fn: Callable[[OVDict], Any],
+                 dtype: type = np.float32) -> None:
         self.postprocess_fn = postprocess_fn
         self.per_item = False
         self.num_classes: int | None = None
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
 
     def _call(self, outputs: OVDict) -> np.ndarray:
         try:
@@ -124,7 +199,7 @@ class Scorer:
         return scores
 
     def __call__(self, outputs: OVDict, n: int) -> np.ndarray:
-        """Scores ``(n, num_classes)`` float32 for a batch of ``n`` items."""
+        """Scores ``(n, num_classes)`` (:attr:`dtype`) for a batch of ``n`` items."""
         if not self.per_item:
             scores = self._call(outputs)
             if scores.ndim == 1 and n == 1:
@@ -152,7 +227,7 @@ class Scorer:
         return self._check(np.stack(rows))
 
     def _check(self, scores: np.ndarray) -> np.ndarray:
-        scores = scores.astype(np.float32, copy=False)
+        scores = scores.astype(self.dtype, copy=False)
         if self.num_classes is None:
             self.num_classes = scores.shape[1]
         elif scores.shape[1] != self.num_classes:

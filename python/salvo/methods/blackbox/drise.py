@@ -39,7 +39,7 @@ from salvo.methods.blackbox.aise import (
     select_target_boxes,
 )
 from salvo.errors import DetectionBoxWarning
-from salvo.methods.blackbox.base import BlackBoxMethod, BlackBoxResult
+from salvo.methods.blackbox.base import BlackBoxMethod, BlackBoxResult, warn_uninformative
 from salvo.methods.blackbox.rise import RISE, resolve_params
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ class DRISE(BlackBoxMethod):
     def _setup(self) -> None:
         # RISE does the masks and the accumulation on this engine; each call passes it the
         # function that turns the detections of a batch into its target boxes' weights
-        self._rise = RISE.on_engine(self.engine, self.postprocess_fn, progress=self.progress)
+        self._rise = RISE.on_engine(self.engine, self.postprocess_fn, progress=self.progress,
+                                    warn_flat=False)  # D-RISE names its own targets
 
     def detect(self, x: np.ndarray) -> Detections:
         """The detections on the unmasked input ``x`` ``(1, ...)`` (one inference)."""
@@ -147,6 +148,8 @@ class DRISE(BlackBoxMethod):
         unmasked = drise_weights(found, boxes, labels)
         result = self._rise.run(x, None, rise_params, unmasked_scores=unmasked,
                                 progress=progress, postprocess_fn=weights)
+        warn_uninformative("D-RISE", result.flat, list(chosen.indices),
+                           f"its weights did not vary over the {result.num_masks_used} masks")
         return BlackBoxResult(
             maps=result.maps,
             targets=list(chosen.indices),

@@ -16,6 +16,23 @@ Two estimators share the same masks and the same inferences:
     times ``E[m]``, which is flat up to border effects that min-max scaling hides, while its
     variance is far smaller: the same map quality with many fewer masks. It streams at no extra
     cost: ``sum s_i m_i``, ``sum m_i`` and ``sum s_i`` are accumulated and combined at the end.
+
+What the maps guarantee (:class:`Accumulator` has the details):
+
+- The centred map is invariant, within one uint8 level, when a constant is added to every
+  score (tested up to ``1e6``; a ``postprocess_fn`` may return float64 scores, which are used
+  as they are) or when every score is multiplied by a positive factor (tested from ``1e-6`` to
+  ``1e30``; a power of two changes nothing). Scores up to float32's largest value do not
+  overflow. This holds as long as the scores still vary beyond float32 resolution (next item).
+- The plain map is the reference's sum computed in float64 from float32 partial sums: it is
+  scale-invariant in the same way, but not offset-invariant, and no implementation makes it so
+  (an offset ``c`` adds ``c * sum_i m_i``, and the number of masks covering a pixel varies by
+  about ``sqrt(N p (1 - p))`` from pixel to pixel, which min-max scaling does not remove).
+- A target whose scores do not vary over the masks by more than ``2**-23`` (float32's machine
+  epsilon) times their largest magnitude gets a flat map (zeros, or zeros in float32 unscaled)
+  and an :class:`~salvo.errors.UninformativeMapWarning`; :attr:`RISEResult.flat` marks it.
+  Rounding a value to float32 moves it by up to ``2**-24`` of its magnitude, so such a spread is
+  what two float32 roundings of one constant can produce: the map would show rounding noise.
 """
 
 from __future__ import annotations
@@ -23,6 +40,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -33,6 +51,7 @@ from openvino.utils.data_helpers.wrappers import OVDict
 from salvo._checks import check_flag, check_int, check_number, is_integer, is_number
 from salvo._progress import RunProgress
 from salvo.common import Preset
+from salvo.errors import SalvoWarning
 from salvo.inference import InferenceEngine
 from salvo.kernels import (
     accumulate_weighted,
@@ -46,7 +65,9 @@ from salvo.methods.blackbox.base import (
     BlackBoxResult,
     Scorer,
     image_for_fill,
+    is_flat,
     predictions_for,
+    warn_uninformative,
 )
 from salvo.targets import resolve_targets
 
@@ -57,6 +78,8 @@ CHUNK = 32
 #: From this many targets on, chunks are longer and folded by BLAS (see :class:`Accumulator`).
 MANY_TARGETS = 16
 CHUNK_MANY = 256
+#: A target's scale is lowered once a chunk's largest centred score exceeds it ``2**32``-fold.
+RESCALE_BITS = 32
 ESTIMATORS = ("centered", "plain")
 #: Seeds are 64-bit: ``0 <= seed < 2**64`` (a larger seed would alias a smaller one).
 SEED_LIMIT = 1 << 64
@@ -188,7 +211,26 @@ class Accumulator:
     restricted to the calling thread where the BLAS allows it: measured here, a BLAS thread pool
     spinning beside OpenVINO's streams made all-target runs 1.5x slower.
     Chunk boundaries depend only on the number of targets, so results do not depend on how the
-    masks arrive. Memory: the sums plus one chunk of masks.
+    masks arrive. Memory: the sums plus one chunk of masks (and its scores in float64).
+
+    Precision. The float32 sums do not hold the scores themselves but, per target ``t``,
+    ``d_i = (s_i - c_t) * 2**-e_t``: the scores are taken in float64, the offset ``c_t`` (the
+    mean score of the first chunk) is subtracted in float64, and the power of two ``2**-e_t``
+    (chosen from the first chunk whose ``d`` is not all zero, and lowered if a later chunk
+    outgrows it by ``2**32``) brings the largest ``|d|`` to about 1 before the narrowing to
+    float32. So the float32 sums only hold what varies, at a magnitude float32 represents well:
+    adding a constant to every score, or multiplying them all by a factor, changes the maps
+    by float rounding only (by nothing for a power of two), and scores near float32's largest
+    value do not overflow. Every choice depends only on the scores of fixed chunks in mask
+    order, so the maps stay bit-identical whatever the batch size, the number of requests, the
+    completion order or the packing of several images. The estimators are recombined in
+    float64 at the end (:func:`~salvo.kernels.maps.finish_maps`): centred
+    ``sum_i (s_i - mean) m_i = 2**e (sum_i d_i m_i - mean(d) sum_i m_i)``, plain
+    ``sum_i s_i m_i = 2**e sum_i d_i m_i + c sum_i m_i``.
+
+    Flat maps. A target whose scores do not vary over the masks beyond float32 resolution at
+    their magnitude (:func:`~salvo.methods.blackbox.base.is_flat`: ``max - min <= 2**-23 *
+    max |s|``) has a flat map (zeros); :meth:`flat_targets` says which.
     """
 
     def __init__(
@@ -207,12 +249,22 @@ class Accumulator:
         self.on_check = on_check
         self.converged = False
         self._previous: np.ndarray | None = None
+        #: ``sum_i d_i m_i`` (see the class docstring), float32 ``(T, P)``.
         self.weighted = np.zeros((num_targets, num_pixels), np.float32)
         self.mask_sum = np.zeros(num_pixels, np.float64)
-        self.score_sum = np.zeros(num_targets, np.float64)
         self.count = 0
         self.chunk = chunk_size(num_targets)
+        #: Per target: the offset ``c`` (float64, ``None`` until the first fold), the exponent
+        #: ``e`` (0 until a chunk with a non-zero ``d`` fixes it), ``sum_i (s_i - c)`` and the
+        #: least and largest ``s_i - c`` seen (float64).
+        self.offset: np.ndarray | None = None
+        self.exponent = np.zeros(num_targets, np.int64)
+        self._scaled = np.zeros(num_targets, bool)
+        self._dsum = np.zeros(num_targets, np.float64)
+        self._dmin = np.full(num_targets, np.inf)
+        self._dmax = np.full(num_targets, -np.inf)
         self._masks = np.empty((self.chunk, num_pixels), np.float32)
+        self._raw = np.empty((self.chunk, num_targets), np.float64)
         self._scores = np.empty((self.chunk, num_targets), np.float32)
         self._no_targets = np.empty((0, num_pixels), np.float32)  # mask sum alone (BLAS path)
         self._no_scores = np.empty((self.chunk, 0), np.float32)
@@ -221,11 +273,13 @@ class Accumulator:
     def add(self, masks: np.ndarray, scores: np.ndarray) -> bool:
         """Queue ``masks (n, P)`` with ``scores (n, T)`` and fold every full chunk.
 
-        The arrays are copied (callers may reuse them). Every ``check_every`` masks (at a chunk
-        boundary) ``on_check`` is called and, with a ``tolerance``, convergence is tested: once
-        the [0, 1]-scaled maps changed by less than the tolerance (mean absolute change, worst
-        target) since the previous check, the accumulator stops there, drops what follows, and
-        ``add`` returns ``True``.
+        ``scores`` may be any real dtype; they are kept in float64 until their chunk is folded
+        (pass float64 scores to keep differences below float32 resolution). The arrays are
+        copied (callers may reuse them). Every ``check_every`` masks (at a chunk boundary)
+        ``on_check`` is called and, with a ``tolerance``, convergence is tested: once the [0,
+        1]-scaled maps changed by less than the tolerance (mean absolute change, worst target)
+        since the previous check, the accumulator stops there, drops what follows, and ``add``
+        returns ``True``.
         """
         if self.converged:
             return True
@@ -234,7 +288,7 @@ class Accumulator:
         while start < n:
             take = min(self.chunk - self._pending, n - start)
             self._masks[self._pending : self._pending + take] = masks[start : start + take]
-            self._scores[self._pending : self._pending + take] = scores[start : start + take]
+            self._raw[self._pending : self._pending + take] = scores[start : start + take]
             self._pending += take
             start += take
             if self._pending == self.chunk:
@@ -263,18 +317,72 @@ class Accumulator:
         if self._pending and not self.converged:
             self._fold()
 
+    @property
+    def score_sum(self) -> np.ndarray:
+        """``sum_i s_i`` per target ``(T,)`` float64, over the folded masks."""
+        if self.offset is None:
+            return np.zeros_like(self._dsum)
+        return self.offset * self.count + self._dsum
+
+    def flat_targets(self) -> np.ndarray:
+        """``(T,)`` bool: the targets whose scores did not vary over the folded masks beyond
+        float32 resolution at their magnitude (all, before any mask)."""
+        if self.offset is None:
+            return np.ones(self._dsum.shape, bool)
+        magnitude = np.maximum(np.abs(self.offset + self._dmin), np.abs(self.offset + self._dmax))
+        return is_flat(self._dmax - self._dmin, magnitude)
+
+    def _finish_args(self, estimator: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(shift, unit)`` of :func:`finish_maps` for ``estimator`` (in units of ``2**-e``)."""
+        unit = np.ldexp(1.0, self.exponent)
+        if self.offset is None:
+            return np.zeros_like(unit), unit
+        if estimator == "plain":
+            return -np.ldexp(self.offset, -self.exponent), unit
+        return np.ldexp(self._dsum / self.count, -self.exponent), unit
+
     def result(self, scale: str | None) -> np.ndarray:
         """The maps ``(T, P)`` of :attr:`estimator`: ``scale="uint8"`` min-max to [0, 255]
-        uint8, ``"unit"`` to [0, 1] float32, ``None`` unscaled float32 (one Numba pass)."""
-        mean = None
-        if self.estimator == "centered" and self.count:
-            mean = (self.score_sum / self.count).astype(np.float32)
-        return finish_maps(self.weighted, mean, self.mask_sum, scale=scale)
+        uint8, ``"unit"`` to [0, 1] float32, ``None`` unscaled float32 in score units (one
+        Numba pass). Flat targets (:meth:`flat_targets`) give zeros."""
+        shift, unit = self._finish_args(self.estimator)
+        maps = finish_maps(self.weighted, shift, self.mask_sum, scale=scale, unit=unit,
+                           flat=self.flat_targets())
+        if scale is None and not np.isfinite(maps).all():
+            warnings.warn(
+                "RISE: unscaled maps exceed float32's range (scores of magnitude "
+                f"{float(np.max(np.abs(self.offset))):g} summed over {self.count} masks); "
+                "use scale_output=True", SalvoWarning, stacklevel=3,
+            )
+        return maps
 
     def _fold(self) -> None:
         k = self._pending
         m = self._masks[:k]
+        raw = self._raw[:k]
+        if not np.isfinite(raw).all():
+            bad = np.argwhere(~np.isfinite(raw))[0]
+            raise ValueError(f"RISE: a non-finite score ({raw[tuple(bad)]}) for mask "
+                             f"{self.count + int(bad[0])}, target {int(bad[1])}")
+        if self.offset is None:
+            self.offset = raw.mean(axis=0)
+        d = raw - self.offset
+        self._dmin = np.minimum(self._dmin, d.min(axis=0))
+        self._dmax = np.maximum(self._dmax, d.max(axis=0))
+        self._dsum += d.sum(axis=0)
+        big = np.abs(d).max(axis=0)
+        exponent = np.frexp(big)[1].astype(np.int64)  # big = f * 2**e, f in [0.5, 1)
+        first = ~self._scaled & (big > 0)
+        grown = self._scaled & (exponent > self.exponent + RESCALE_BITS)
+        if grown.any():
+            # lower the scale of the sums so far by a power of two (exact)
+            rows = np.flatnonzero(grown)
+            self.weighted[rows] = np.ldexp(self.weighted[rows].astype(np.float64),
+                                           (self.exponent[rows] - exponent[rows])[:, None])
+        self.exponent = np.where(first | grown, exponent, self.exponent)
+        self._scaled |= first
         s = self._scores[:k]
+        s[...] = np.ldexp(d, -self.exponent[None, :])
         if self.chunk == CHUNK:
             # one pass over the chunk: the weighted sums and the mask sum together
             accumulate_weighted(self.weighted, s, m, 1, mask_sum=self.mask_sum)
@@ -282,16 +390,14 @@ class Accumulator:
             sgemm_accumulate_single_thread(self.weighted, s, m)
             accumulate_weighted(self._no_targets, self._no_scores[:k], m, 1,
                                 mask_sum=self.mask_sum)
-        self.score_sum += s.sum(axis=0, dtype=np.float64)
         self.count += k
         self._pending = 0
 
     def maps(self, estimator: str) -> np.ndarray:
-        """Current maps ``(T, P)`` float32 (unscaled)."""
-        if estimator == "plain" or self.count == 0:
-            return self.weighted.copy()
-        mean = (self.score_sum / self.count).astype(np.float32)
-        return self.weighted - mean[:, None] * self.mask_sum.astype(np.float32)[None, :]
+        """Current maps ``(T, P)`` float32 (unscaled, in score units; flat targets included as
+        they are)."""
+        shift, unit = self._finish_args(estimator)
+        return finish_maps(self.weighted, shift, self.mask_sum, scale=None, unit=unit)
 
 
 @dataclass
@@ -304,19 +410,27 @@ class RISEResult:
     num_masks_used: int
     num_inferences: int
     seconds: float
+    #: ``(T,)`` bool: maps that carry no information (their scores did not vary over the masks
+    #: beyond float32 resolution) and are returned flat (zeros); a warning said so.
+    flat: np.ndarray | None = None
 
 
 class RISE(BlackBoxMethod):
     """RISE on the batched asynchronous engine (parameters: :class:`BlackBoxMethod`)."""
 
     name = "RISE"
+    #: Warn (:class:`~salvo.errors.UninformativeMapWarning`) about flat maps in :meth:`run`
+    #: and :meth:`run_many`; a method that runs RISE for its own targets warns itself.
+    warn_flat = True
 
     @classmethod
     def on_engine(cls, engine: InferenceEngine, postprocess_fn: Callable[[OVDict], Any], *,
-                  progress: bool | None = None) -> RISE:
-        """A RISE that runs on an existing engine (another method's)."""
+                  progress: bool | None = None, warn_flat: bool = True) -> RISE:
+        """A RISE that runs on an existing engine (another method's); ``warn_flat=False``
+        leaves the warning about flat maps (:attr:`RISEResult.flat`) to the caller."""
         rise = cls.__new__(cls)
         rise.engine, rise.postprocess_fn, rise.progress = engine, postprocess_fn, progress
+        rise.warn_flat = warn_flat
         return rise
 
     def scores_of(self, x: np.ndarray) -> np.ndarray:
@@ -365,7 +479,7 @@ class RISE(BlackBoxMethod):
         key_index = np.asarray(keys, np.intp)
         all_classes = targets is None or keys == list(range(num_classes))
 
-        scorer = Scorer(score_fn)
+        scorer = Scorer(score_fn, np.float64)
         acc = Accumulator(len(keys), height * width, estimator=params.estimator,
                           tolerance=params.tolerance, check_every=params.check_every,
                           on_check=on_check)
@@ -409,9 +523,13 @@ class RISE(BlackBoxMethod):
         used = acc.count
         maps = acc.result("uint8" if params.scale_output else None)
         maps = maps.reshape(len(keys), height, width)
+        flat = acc.flat_targets()
+        if self.warn_flat:
+            warn_uninformative("RISE", flat, keys, f"its scores did not vary over the {used} "
+                               "masks")
         return RISEResult(
             maps=maps, targets=keys, unmasked_scores=unmasked_scores, num_masks_used=used,
-            num_inferences=inferences, seconds=time.perf_counter() - t0,
+            num_inferences=inferences, seconds=time.perf_counter() - t0, flat=flat,
         )
 
     # -- the Explainer's interface -----------------------------------------------------------
@@ -508,7 +626,7 @@ class RISE(BlackBoxMethod):
         params = params.validate(height, width)
         layout = engine.input.layout
         num_masks = int(params.num_masks)
-        scorer = Scorer(self.postprocess_fn)
+        scorer = Scorer(self.postprocess_fn, np.float64)
         if num_jobs is None and hasattr(jobs, "__len__"):
             num_jobs = len(jobs)  # type: ignore[arg-type]
         if num_jobs is not None and (not isinstance(num_jobs, (int, np.integer)) or num_jobs < 0):
@@ -531,6 +649,7 @@ class RISE(BlackBoxMethod):
             if num_jobs is not None and state["pulled"] > num_jobs:
                 raise ValueError(f"jobs yielded more than num_jobs={num_jobs} jobs")
             run = _ImageRun(job, image_for_fill(np.asarray(job.x), engine))
+            run.index = state["pulled"] - 1
             active.append(run)
             return run
 
@@ -587,7 +706,7 @@ class RISE(BlackBoxMethod):
                     continue  # converged or failed: its masks still in flight are dropped
                 rows = scores[p : p + count]
                 if first < 0:
-                    run.unmasked = rows[0].copy()
+                    run.unmasked = rows[0].astype(np.float32)  # as scores_of gives them
                     try:
                         run.resolve_targets()
                     except Exception as exc:  # this image only
@@ -611,11 +730,15 @@ class RISE(BlackBoxMethod):
                 converged = run.acc.add(masks.reshape(count, -1), np.ascontiguousarray(rows))
                 run.consumed += count
                 advance(run, run.consumed)
-                if converged:
-                    report(run, run.result(params, height, width))
-                elif run.consumed == num_masks + 1:
-                    run.acc.finish()
-                    report(run, run.result(params, height, width))
+                if converged or run.consumed == num_masks + 1:
+                    result = run.result(params, height, width)
+                    if self.warn_flat:
+                        warn_uninformative(
+                            "RISE", result.flat, result.targets,
+                            f"its scores did not vary over the {result.num_masks_used} masks "
+                            f"(job {run.index})",
+                        )
+                    report(run, result)
             if state["exhausted"] and not active:
                 return True
             return bool(should_stop is not None and should_stop())
@@ -656,6 +779,7 @@ class _ImageRun:
     def __init__(self, job: RISEJob, image: np.ndarray) -> None:
         self.job = job
         self.image = image
+        self.index = 0  # position in the stream of jobs
         self.placed = 0  # items put into requests: the unmasked one, then masks
         self.consumed = 0  # items whose scores were accumulated
         self.progress_units = 0  # progress reported, in 2**-20 of the image
@@ -697,5 +821,5 @@ class _ImageRun:
         return RISEResult(
             maps=maps, targets=list(self.keys), unmasked_scores=self.unmasked,
             num_masks_used=self.acc.count, num_inferences=self.placed,
-            seconds=time.perf_counter() - self.t0,
+            seconds=time.perf_counter() - self.t0, flat=self.acc.flat_targets(),
         )

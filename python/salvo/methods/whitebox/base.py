@@ -791,3 +791,44 @@ def build_model(
         if key == "method":
             new.set_rt_info(value, "salvo_method")
     return new
+
+
+def check_finite_outputs(arrays: list[np.ndarray], ports: list, item: int = 0) -> None:
+    """Raise when item ``item`` of any floating-point output holds NaN or an infinity.
+
+    A white-box map is computed from the same activations as the model's outputs (ReciproCAM
+    re-runs the head on them, ActivationMap reads them, DetClassProbabilityMap reads the class
+    heads), so an image on which the model's outputs are not finite has no meaningful map. With
+    ``embed_scaling=True`` the in-graph uint8 scaling turns a NaN map into zeros, which is why
+    the outputs are checked, not only a float map.
+
+    Parameters
+    ----------
+    arrays
+        The XAI model's outputs for a batch, each ``(B, ...)``: the original outputs and the
+        ``saliency_map`` (checked too when it is floating point, i.e. ``embed_scaling=False``).
+    ports
+        Their ports (``openvino`` outputs), for the names in the message.
+    item
+        The batch item to check.
+
+    Raises
+    ------
+    ValueError
+        Naming the output, the first offending value and its position.
+    """
+    for i, (port, arr) in enumerate(zip(ports, arrays)):
+        a = np.asarray(arr)
+        if not np.issubdtype(a.dtype, np.floating) or a.ndim == 0:
+            continue
+        one = a[item]
+        bad = ~np.isfinite(one)
+        if bad.any():
+            names = sorted(port.get_names())
+            name = names[0] if names else f"#{i}"
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"the model's output {name!r} holds a non-finite value ({one[where]}) at "
+                f"{where} for this input ({int(bad.sum())} of {one.size} values); a white-box "
+                "saliency map computed from it would be meaningless"
+            )
