@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 import openvino as ov
-from salvo.bench import PlainQueue, items_per_second, peak_rss_mb, reset_peak_rss
+from salvo.measure import PlainQueue, items_per_second, peak_rss_mb, reset_peak_rss
 from salvo.zoo import efficientnet_lite0
 
 __all__ = [

@@ -81,7 +81,7 @@ from _common import (
 )
 from _reference import load_reference, reference_available
 from salvo import zoo
-from salvo.bench import PlainQueue
+from salvo.measure import PlainQueue
 from salvo.inference import get_core
 
 RESULTS = HERE / "results"

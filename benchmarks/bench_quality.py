@@ -52,7 +52,7 @@ import numpy as np
 import openvino as ov
 from _reference import load_reference, reference_available
 from salvo import build_info
-from salvo.bench import PlainQueue
+from salvo.measure import PlainQueue
 from salvo.common import ExplainMode, Method, Task
 from salvo.explainer.explainer import Explainer
 from salvo.inference import get_core

@@ -58,6 +58,12 @@ class PlotWarning(SalvoWarning):
     """``Explanation.plot`` shows fewer maps than were asked for."""
 
 
+class UsageError(ValueError):
+    """A bad or contradictory command line or specification string (``salvo`` reports it as
+    one line, ``salvo: error: …``, with exit status 2). The message names the option and the
+    value."""
+
+
 __all__ += [
     "DetectionBoxWarning",
     "IgnoredArgumentWarning",
@@ -65,4 +71,5 @@ __all__ += [
     "MetricWarning",
     "PlotWarning",
     "PostprocessWarning",
+    "UsageError",
 ]

@@ -6,7 +6,7 @@ import os
 
 import pytest
 from salvo.cli import main
-from salvo.demo import run_demo
+from salvo.cli.demo import run_demo
 
 
 @pytest.fixture

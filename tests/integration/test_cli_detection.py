@@ -17,7 +17,7 @@ def near_white(pixels: np.ndarray) -> np.ndarray:
 
 
 def test_draw_detection_draws_the_scaled_box_and_caption_on_a_copy():
-    from salvo.cli import draw_detection
+    from salvo.cli.detection import draw_detection
 
     jet = cv2.applyColorMap(np.tile(np.arange(0, 256, 2, dtype=np.uint8), (100, 1)),
                             cv2.COLORMAP_JET)[:, :, ::-1].copy()  # (100, 128, 3), never white

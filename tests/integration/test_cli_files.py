@@ -196,7 +196,7 @@ def test_an_earlier_runs_outputs_of_another_input_are_not_overwritten(planted, m
                     max_size=2),
 )
 def test_output_names_are_an_injective_function_of_the_relative_path(paths, labels):
-    from salvo.cli import _target_file_label, output_place
+    from salvo.cli.inputs import output_place, target_file_label
     from salvo.files import UNSAFE_CHARACTERS, fit_name
 
     # the path components of a real file system hold no "/" and are never "" or "."/".."
@@ -207,7 +207,7 @@ def test_output_names_are_an_injective_function_of_the_relative_path(paths, labe
     files = []
     for name, label in zip(names, labels):
         folder, prefix = output_place(name)
-        target = UNSAFE_CHARACTERS.sub("_", _target_file_label(label)) or "0"
+        target = UNSAFE_CHARACTERS.sub("_", target_file_label(label)) or "0"
         assert "/" not in prefix and ".." not in folder.split("/")
         files.append(f"{folder}/{fit_name(prefix + target, '.jpg')}")
         assert output_place(name) == (folder, prefix), "the same on every call"

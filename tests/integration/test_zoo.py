@@ -224,7 +224,7 @@ def test_lite0_ir_cache_is_reused(lite0_model: ov.Model, lite0_cache: Path,
     def _no_rebuild(*_a: object) -> ov.Model:
         raise AssertionError("the cached IR should have been read, not rebuilt")
 
-    monkeypatch.setattr(zoo, "_build_efficientnet_lite0", _no_rebuild)
+    monkeypatch.setattr(zoo.efficientnet, "_build_efficientnet_lite0", _no_rebuild)
     with caplog.at_level(logging.DEBUG, logger="salvo.zoo"):
         again = zoo.efficientnet_lite0(lite0_cache)
     assert any("loaded cached" in r.getMessage() for r in caplog.records)

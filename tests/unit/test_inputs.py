@@ -456,7 +456,7 @@ def test_storage_size_beyond_the_file_is_refused_before_reading():
 
 
 def test_the_command_line_matches_names_as_python_does():
-    from salvo.cli import parse_targets
+    from salvo.cli.models import parse_targets
 
     labels = zoo.imagenet_labels()
     for text in ("tabby", "Tabby, Tabby Cat", "tabby, tabby cat", "TABBY CAT"):
