@@ -498,16 +498,17 @@ class Explainer:
                          target=f"the model input {port.get_any_name()!r}")
 
     def visualise(self, result: MethodResult, data: Any, original_input_image: Any,
-                  vis: VisOptions, label_names: Sequence[str] | None) -> Explanation:
+                  vis: VisOptions, label_names: Sequence[str] | None, *,
+                  boxes_on: Any = None) -> Explanation:
         """The :class:`~salvo.explainer.explanation.Explanation` of a method's result: maps
         post-processed with ``vis`` (sized to ``original_input_image``, else to ``data`` when it
-        is a picture), detection boxes rescaled from model-input pixels to that picture."""
+        is a picture); detection boxes rescaled from model-input pixels to the picture
+        ``boxes_on`` (default: ``original_input_image``, else ``data``), when it is one."""
         predictions = result.predictions
         if self.task == Task.DETECTION and "input_size" in result.extra:
-            predictions = _boxes_to_image(
-                predictions, result.extra["input_size"],
-                original_input_image if original_input_image is not None else data,
-            )
+            if boxes_on is None:
+                boxes_on = original_input_image if original_input_image is not None else data
+            predictions = _boxes_to_image(predictions, result.extra["input_size"], boxes_on)
         keys = list(result.targets)
         maps = vis.process(result.maps, keys, data, original_input_image) if keys else {}
         return Explanation(

@@ -174,8 +174,10 @@ def _visualise(explainer: Explainer, item: BulkResult, label_names: Sequence[str
         return item
     try:
         result = item._result
+        # boxes are given in the pixels of what was explained (the data), not of the picture
+        # the maps are drawn on: the command line scales them to its outputs itself
         item.explanation = explainer.visualise(result, item._data, item._original, vis,
-                                               label_names)
+                                               label_names, boxes_on=item._data)
         if keep_raw:
             item.raw = {k: result.maps[i] for i, k in enumerate(result.targets)}
     except Exception as exc:  # e.g. an overlay asked for on data that is not a picture
