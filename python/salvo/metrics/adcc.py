@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from salvo.common import PER_IMAGE_MAP
 from salvo.errors import IgnoredArgumentWarning, MetricWarning
 from salvo.metrics.base import (
-    PER_IMAGE_MAP_KEY,
     BaseMetric,
     PerThreadCounter,
     check_class_idx,
@@ -189,8 +189,8 @@ class ADCC(BaseMetric):
         maps = explanation.saliency_map
         if class_idx in maps:
             again = maps[class_idx]
-        elif PER_IMAGE_MAP_KEY in maps:
-            again = maps[PER_IMAGE_MAP_KEY]
+        elif PER_IMAGE_MAP in maps:
+            again = maps[PER_IMAGE_MAP]
         elif len(maps) == 1:
             again = next(iter(maps.values()))
         else:
@@ -223,7 +223,7 @@ class ADCC(BaseMetric):
             smap = min_max_unit(smap)
         return smap, image
 
-    def __call__(  # type: ignore[override]
+    def __call__(
         self, saliency_map: np.ndarray, class_idx: int | None, input_image: np.ndarray
     ) -> dict[str, float]:
         """ADCC of one map.
@@ -259,7 +259,7 @@ class ADCC(BaseMetric):
                 "complexity": com, "average_drop": drop}
 
     # ------------------------------------------------------------------ dataset
-    def evaluate(  # type: ignore[override]
+    def evaluate(
         self, explanations: Sequence[Any], input_images: Sequence[np.ndarray], **kwargs: Any
     ) -> dict[str, float]:
         """ADCC over every map of every explanation.
