@@ -619,3 +619,17 @@ def test_the_metric_contract_makes_a_metric_without_both_methods_abstract():
     for cls in (ADCC, InsertionDeletionAUC, PointingGame):
         assert cls.__abstractmethods__ == frozenset()
     assert PointingGame()(np.eye(3), [(0, 0, 1, 1)]) == {"pointing_game": 1.0}
+
+
+def test_correlation_is_pearsons_and_undefined_for_a_constant_array():
+    from salvo.metrics.adcc import correlation, pearson
+
+    rng = np.random.default_rng(11)
+    a = rng.random((9, 9))
+    b = a + rng.random((9, 9))
+    assert correlation(a, b) == pytest.approx(np.corrcoef(a.ravel(), b.ravel())[0, 1], abs=1e-12)
+    assert correlation(a, 3 * a + 1) == 1.0 and correlation(a, -a) == -1.0  # clipped exactly
+    assert correlation(a, np.full_like(a, 0.5)) is None
+    assert pearson(a, b) == correlation(a, b)
+    with pytest.warns(MetricWarning, match="constant"):
+        assert pearson(np.ones(5), a.ravel()[:5]) == 0.0

@@ -37,15 +37,23 @@ from salvo.metrics.base import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ADCC", "adcc_from_components", "pearson"]
+__all__ = ["ADCC", "adcc_from_components", "correlation", "pearson"]
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two equally shaped arrays, in float64.
+def correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson correlation of two arrays with the same number of elements (flattened, computed
+    in float64), clipped to [-1, 1].
 
-    A constant array has no defined correlation; salvo defines it as 0.0 (coherency 0.5) and
-    warns (:class:`~salvo.errors.MetricWarning`), where SciPy's ``pearsonr`` (the reference)
-    returns NaN.
+    Returns
+    -------
+    float or None
+        ``None`` when the correlation is undefined: an array is constant. (NaN in an array
+        gives NaN.)
+
+    Raises
+    ------
+    ValueError
+        An empty array, or arrays of different sizes.
     """
     x = np.asarray(a, np.float64).ravel()
     y = np.asarray(b, np.float64).ravel()
@@ -54,13 +62,26 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     y = y - y.mean()
     denom = math.sqrt(float(x @ x) * float(y @ y))
     if constant or denom == 0.0:
+        return None
+    return float(np.clip((x @ y) / denom, -1.0, 1.0))
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """ADCC's coherency correlation: :func:`correlation` of two equally shaped arrays.
+
+    A constant array has no defined correlation; salvo defines it as 0.0 (coherency 0.5) and
+    warns (:class:`~salvo.errors.MetricWarning`), where SciPy's ``pearsonr`` (the reference)
+    returns NaN.
+    """
+    r = correlation(a, b)
+    if r is None:
         warnings.warn(
             "ADCC coherency: a saliency map is constant, its correlation is undefined; "
             "using 0 (coherency 0.5)",
             MetricWarning, stacklevel=2,
         )
         return 0.0
-    return float(np.clip((x @ y) / denom, -1.0, 1.0))
+    return r
 
 
 def adcc_from_components(coherency: float, complexity: float, average_drop: float) -> float:

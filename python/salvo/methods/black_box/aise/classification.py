@@ -128,15 +128,13 @@ class AISEClassification(AISEBase):
         """The reference toolkit's call: AISE maps of raw ``data`` (``preprocess_fn`` is
         applied) for ``target_indices`` (``None``: every class), ``{target: (H, W)}``;
         :attr:`predictions` gets ``{target: Prediction(label, score)}``."""
-        result = self.explain(
-            self.preprocess_fn(data), -1 if target_indices is None else list(target_indices),
-            preset=preset, num_iterations_per_kernel=num_iterations_per_kernel,
+        return self._maps_by_target(self._generate(
+            data, target_indices, preset=preset,
+            num_iterations_per_kernel=num_iterations_per_kernel,
             kernel_widths=None if kernel_widths is None else tuple(kernel_widths),
             solver_epsilon=solver_epsilon, locally_biased=locally_biased,
             scale_output=scale_output,
-        )
-        self.predictions = dict(result.predictions)
-        return {int(t): result.maps[i] for i, t in enumerate(result.targets)}
+        ))
 
 
 def resolve_classification_params(preset: Preset | str | None = None,
@@ -151,4 +149,5 @@ def resolve_classification_params(preset: Preset | str | None = None,
     ValueError
         A bad value, an unknown preset, or a parameter of AISE for detection (with a hint).
     """
-    return cast(AISEClassificationParams, AISEClassification.resolve_params(preset=preset, **overrides))
+    params = AISEClassification.resolve_params(preset=preset, **overrides)
+    return cast(AISEClassificationParams, params)

@@ -153,15 +153,13 @@ class AISEDetection(AISEBase):
         """The reference toolkit's call: AISE maps of the boxes ``target_indices`` (``None``:
         every box) found on raw ``data`` (``preprocess_fn`` is applied), ``{box: (H, W)}``;
         :attr:`predictions` gets the boxes."""
-        result = self.explain(
-            self.preprocess_fn(data), -1 if target_indices is None else list(target_indices),
-            preset=preset, num_iterations_per_kernel=num_iterations_per_kernel,
+        return self._maps_by_target(self._generate(
+            data, target_indices, preset=preset,
+            num_iterations_per_kernel=num_iterations_per_kernel,
             divisors=None if divisors is None else tuple(divisors),
             solver_epsilon=solver_epsilon, locally_biased=locally_biased,
             scale_output=scale_output,
-        )
-        self.predictions = dict(result.predictions)
-        return {int(t): result.maps[i] for i, t in enumerate(result.targets)}
+        ))
 
 
 def resolve_detection_params(preset: Preset | str | None = None,
@@ -177,4 +175,5 @@ def resolve_detection_params(preset: Preset | str | None = None,
         A bad value, an unknown preset, or a parameter of AISE for classification (with a
         hint).
     """
-    return cast(AISEDetectionParams, AISEDetection.resolve_params(preset=preset, **overrides))
+    params = AISEDetection.resolve_params(preset=preset, **overrides)
+    return cast(AISEDetectionParams, params)
