@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -215,6 +216,44 @@ def test_the_layer_check_reports_an_upward_import_and_only_that():
 
 
 # ------------------------------------------------------------------ the package
+
+
+def _resolve(dotted: str) -> object:
+    """The object a dotted ``salvo.…`` name stands for: the longest importable module prefix,
+    then attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ModuleNotFoundError(dotted)
+
+
+def test_the_architecture_page_declares_these_layers_and_names_real_functions():
+    page = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in page.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 2 and cells[0] in dict(LAYERS):
+            rows[cells[0]] = tuple(re.findall(r"`([^`]+)`", cells[1]))
+    assert rows == dict(LAYERS)
+    assert list(rows) == [name for name, _ in LAYERS]  # in the same order
+    # every dotted name in backticks (the table's "x.*" patterns are not names)
+    names = sorted(set(re.findall(r"`(salvo(?:\.\w+)*)`", page)))
+    assert len(names) > 40
+    missing = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # salvo.bench, salvo.demo
+        for name in names:
+            try:
+                _resolve(name)
+            except (ImportError, AttributeError):
+                missing.append(name)
+    assert missing == []
 
 
 def test_every_module_is_in_exactly_one_layer():

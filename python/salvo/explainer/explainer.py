@@ -53,6 +53,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["CallSettings", "Explainer", "ExplainMode"]
 
+#: salvo 0.1's name of the default ``preprocess_fn`` (the methods' shared
+#: :data:`~salvo.methods.base.IDENTITY`).
+identity = IDENTITY
+
 
 def method_keywords() -> frozenset[str]:
     """Every keyword an Explainer accepts besides its named arguments: the parameters of every
