@@ -8,7 +8,7 @@ salvo bug:
    kernel-density aggregation), with the same inverted insertion / deletion.
 2. The planted CNN's class-1 logit is ``mean intensity of region 1 - 0.01``: when a mask
    darkens region 1 the logit goes below 0, and AISE then puts *that inference's* scores through
-   a sigmoid (SPEC section 6, as the reference). The objective ``score(x*g) - score(x*(1-g))``
+   a sigmoid (as the reference does). The objective ``score(x*g) - score(x*(1-g))``
    then compares a sigmoid (about 0.5) with a raw logit (about 0.5 too), so it is nearly flat
    where it should separate region 1 from the rest. Shifting every logit by +0.011 (into
    [0, 1]) cancels in the objective except through that rule, and gives a correct map.

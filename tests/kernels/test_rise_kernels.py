@@ -28,7 +28,8 @@ def ref_hash(seed: int, i: int, j: int) -> int:
 
 
 def ref_mask(seed: int, i: int, n: int, prob: float, h: int, w: int) -> np.ndarray:
-    """The SPEC definition, written plainly with OpenCV's bicubic resize."""
+    """The mask's definition (counter-based draws, a cell grid, a random shift, bicubic
+    upsampling, clipping to [0, 1]), written plainly with OpenCV's bicubic resize."""
     cell_h, cell_w = -(-h // n), -(-w // n)
     draws = [ref_hash(seed, i, k) for k in range(n * n + 2)]
     grid = np.array([(d >> 40) / 2**24 < prob for d in draws[: n * n]], np.float32)

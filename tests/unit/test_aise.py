@@ -10,8 +10,9 @@ from salvo.common import Method, Task
 from salvo.errors import DetectionBoxWarning, PostprocessWarning
 from salvo.kernels.gaussian import render_masks
 from salvo.methods.factory import method_class
-from salvo.methods.black_box.aise import AISEClassification, AISEDetection
-from salvo.methods.black_box.aise.base import (
+from salvo.methods.black_box.aise import (
+    AISEClassification,
+    AISEDetection,
     resolve_classification_params,
     resolve_detection_params,
 )

@@ -590,3 +590,46 @@ def test_planted_adcc_reexplains_with_the_same_explainer(planted, planted_batcha
     wrong = Explanation({k: explanation.saliency_map[k].T.copy() for k in range(3)})
     bad = metric.evaluate([wrong], [raw])
     assert bad["average_drop"] > got["average_drop"]
+
+
+def test_the_metric_contract_makes_a_metric_without_both_methods_abstract():
+    from salvo.metrics import BaseMetric
+
+    # the base class and a metric missing one of its two methods cannot be instantiated, and
+    # the error names what is missing (as abc does)
+    with pytest.raises(TypeError, match="__call__, evaluate"):
+        BaseMetric()
+
+    class PerMapOnly(BaseMetric):
+        def __call__(self, saliency_map):
+            return {"peak": float(np.max(saliency_map))}
+
+    with pytest.raises(TypeError, match="evaluate"):
+        PerMapOnly()
+
+    class Peak(PerMapOnly):  # the missing method, defined by a subclass
+        def evaluate(self, explanations):
+            return {"peak": max(self(m)["peak"] for e in explanations
+                                for m in e.saliency_map.values())}
+
+    metric = Peak()
+    assert metric(np.eye(3) * 2.0) == {"peak": 2.0}
+    assert metric.evaluate([SimpleNamespace(saliency_map={0: np.eye(2) * 3.0})]) == {"peak": 3.0}
+    # the three reference metrics are concrete, each with its own signatures
+    for cls in (ADCC, InsertionDeletionAUC, PointingGame):
+        assert cls.__abstractmethods__ == frozenset()
+    assert PointingGame()(np.eye(3), [(0, 0, 1, 1)]) == {"pointing_game": 1.0}
+
+
+def test_correlation_is_pearsons_and_undefined_for_a_constant_array():
+    from salvo.metrics.adcc import correlation, pearson
+
+    rng = np.random.default_rng(11)
+    a = rng.random((9, 9))
+    b = a + rng.random((9, 9))
+    assert correlation(a, b) == pytest.approx(np.corrcoef(a.ravel(), b.ravel())[0, 1], abs=1e-12)
+    assert correlation(a, 3 * a + 1) == 1.0 and correlation(a, -a) == -1.0  # clipped exactly
+    assert correlation(a, np.full_like(a, 0.5)) is None
+    assert pearson(a, b) == correlation(a, b)
+    with pytest.warns(MetricWarning, match="constant"):
+        assert pearson(np.ones(5), a.ravel()[:5]) == 0.0

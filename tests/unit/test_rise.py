@@ -75,7 +75,8 @@ def test_maps_are_bit_identical_across_batch_sizes_and_requests(planted, model):
 
 
 def test_plain_rise_matches_a_straightforward_numpy_rise_in_expectation(planted, model):
-    """Mean over seeds of salvo's plain map vs the SPEC formula with NumPy's RNG and cv2."""
+    """Mean over seeds of salvo's plain map vs the plain RISE formula (the score-weighted mean
+    of the masks) with NumPy's RNG and cv2."""
     h = w = 56
     n_cells, prob, n_masks, n_seeds = 4, 0.5, 128, 12
     x = planted_image(planted, "random", seed=5)

@@ -665,16 +665,12 @@ class RISE(BlackBoxXAIMethod):
             else float32); otherwise ``{target: (H, W)}``. :attr:`predictions` gets
             ``{target: Prediction(label, score)}``.
         """
-        x = self.preprocess_fn(data)
-        result = self.explain(
-            x, -1 if target_indices is None else list(target_indices), preset=preset,
-            num_masks=num_masks, num_cells=num_cells, prob=prob, seed=seed,
-            scale_output=scale_output,
-        )
-        self.predictions = dict(result.predictions)
+        result = self._generate(data, target_indices, preset=preset, num_masks=num_masks,
+                                num_cells=num_cells, prob=prob, seed=seed,
+                                scale_output=scale_output)
         if target_indices is None:
             return result.maps[None]
-        return {int(t): result.maps[i] for i, t in enumerate(result.targets)}
+        return self._maps_by_target(result)
 
     # -- several images in one engine run (salvo.bulk) ----------------------------------------
     def run_many(
