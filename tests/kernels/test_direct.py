@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from salvo.kernels.direct import BatchedDirect, direct_minimize
+from salvo.kernels.direct import BatchedDirect
+from salvo.testing.hooks import direct_minimize
 from scipy.optimize import direct
 
 
