@@ -20,16 +20,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from salvo.cli import main
-from salvo.testing.planted import batchable, planted_cnn, planted_image_with_object
+from salvo.testing.planted import batchable, planted_image_with_object
 
 F32 = ["--precision", "f32"]
 LABELS = ["alpha", "beta", "gamma"]
 REPO_PYTHON = str(Path(__file__).resolve().parents[2] / "python")
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=56)
 
 
 @pytest.fixture(scope="module")
@@ -356,6 +351,7 @@ def _slow_args(model_files, photos, out):
             "--save-raw", "--no-pack", *F32]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_losing_or_redoing_anything(planted, model_files, tmp_path):
     photos = tmp_path / "photos"
     names = [p.name for p in _many_photos(planted, photos, 36)]
@@ -399,6 +395,7 @@ def test_a_killed_run_resumes_without_losing_or_redoing_anything(planted, model_
     assert set(files_under(out)) == listed | {"manifest.json"}, "no file the manifest misses"
 
 
+@pytest.mark.slow
 def test_a_second_run_into_the_same_folder_refuses_to_start_and_loses_nothing(
         planted, model_files, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"

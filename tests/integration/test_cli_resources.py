@@ -18,7 +18,7 @@ import numpy as np
 import openvino as ov
 import pytest
 from salvo.cli import main
-from salvo.testing.planted import batchable, planted_cnn, planted_image_with_object
+from salvo.testing.planted import batchable, planted_image_with_object
 
 REPO_PYTHON = str(Path(__file__).resolve().parents[2] / "python")
 F32 = ["--precision", "f32"]
@@ -32,8 +32,7 @@ def run(args):
 
 
 @pytest.fixture(scope="module")
-def planted_model(tmp_path_factory):
-    planted = planted_cnn(size=56)
+def planted_model(planted, tmp_path_factory):
     root = tmp_path_factory.mktemp("res")
     path = root / "planted.xml"
     ov.save_model(batchable(planted), str(path), compress_to_fp16=False)

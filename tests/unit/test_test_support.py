@@ -1,6 +1,7 @@
-"""Test support stays out of the runtime API: the test hooks live in ``salvo.testing.hooks``,
-the stub of the compiled module lists every binding, and ``Accumulator.maps`` (what
-``on_check`` callbacks read) checks its argument."""
+"""Test support stays out of the runtime API (the test hooks live in ``salvo.testing.hooks``,
+the stub of the compiled module lists every binding, ``Accumulator.maps`` -- what ``on_check``
+callbacks read -- checks its argument), and the suite's skip policy holds: a test may skip only
+for a missing optional package, named with its install command."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 
 import salvo
-from salvo import _native
+from salvo import _native, zoo
 from salvo.methods.black_box.rise import Accumulator
+from support import check_skip_reason, missing_reason
 
 PACKAGE = Path(salvo.__file__).parent
 STUB = PACKAGE / "_native.pyi"
@@ -112,3 +114,113 @@ def test_accumulator_maps_of_both_estimators_differ_by_the_mask_sum_times_the_me
     mean = acc.score_sum / acc.count
     np.testing.assert_allclose(plain - centered, mean[:, None] * acc.mask_sum[None, :],
                                rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------- the skip policy
+
+
+def test_a_skip_reason_must_name_a_missing_package_and_its_command():
+    assert check_skip_reason(missing_reason("no_such_module_x", "pip install no-such-x")) is None
+    # the zoo's own error reads the same
+    error = zoo.MissingZooPackageError("no_such_module_x", "pip install --no-deps x==1", "The zoo")
+    assert check_skip_reason(str(error)) is None
+    for reason in ("root ignores modes", "GPU is present here", "AISE is not implemented yet",
+                   "could not import 'no_such_module_x': No module named 'no_such_module_x'",
+                   "needs the optional package 'no_such_module_x', which is not installed."):
+        assert "must name a missing optional package" in check_skip_reason(reason), reason
+    installed = check_skip_reason(missing_reason("numpy", "pip install numpy"))
+    assert "'numpy' as missing, but it is installed" in installed
+
+
+def test_a_run_fails_every_test_that_skips_for_another_reason(pytester):
+    pytester.makeconftest("from support import pytest_make_collect_report, "
+                          "pytest_runtest_makereport  # noqa: F401\n")
+    pytester.makepyfile(
+        test_tests="""
+        import pytest
+        from support import missing_reason, require
+
+        def test_environment():
+            pytest.skip("root ignores modes")
+
+        @pytest.mark.skipif(True, reason="a slow machine")
+        def test_marker():
+            pass
+
+        @pytest.fixture
+        def broken():
+            try:
+                raise RuntimeError("a regression")
+            except RuntimeError as exc:
+                pytest.skip(str(exc))
+
+        def test_fixture_turns_an_error_into_a_skip(broken):
+            pass
+
+        def test_names_an_installed_package():
+            pytest.skip(missing_reason("numpy", "pip install numpy"))
+
+        def test_missing_package():
+            require("no_such_module_x", "pip install no-such-x")
+
+        def test_installed_package_runs():
+            require("numpy", "pip install numpy")
+
+        @pytest.mark.xfail(reason="a known bug", strict=True)
+        def test_expected_failure():
+            assert False
+        """,
+        test_module_skip="""
+        import pytest
+
+        pytest.importorskip("no_such_module_x")
+
+        def test_never_collected():
+            pass
+        """,
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rA", "--continue-on-collection-errors")
+    # a skip at setup (a marker, a fixture) becomes an error, one in the test a failure
+    result.assert_outcomes(passed=1, skipped=1, failed=2, xfailed=1, errors=3)
+    for line in ("*skip policy*root ignores modes*", "*skip policy*a slow machine*",
+                 "*skip policy*a regression*", "*'numpy' as missing, but it is installed*",
+                 "*skip policy*could not import 'no_such_module_x'*"):
+        result.stdout.fnmatch_lines([line])
+
+
+# ------------------------------------------------------------------------------ OpenCV
+
+
+def test_salvo_depends_on_the_headless_opencv_only():
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        wanted += extra
+    opencv = [r for r in wanted if r.lower().startswith("opencv")]
+    assert opencv == ["opencv-python-headless>=4.8"]
+
+
+@pytest.mark.parametrize("installed, conflict", [
+    ({"opencv-python-headless": "5.1.0.95"}, False),
+    ({"opencv-python-headless": "5.1.0.95", "opencv-python": "4.13.0.92"}, True),
+    ({"opencv-contrib-python": "4.13.0.92"}, False),
+    ({}, False),
+])
+def test_info_names_the_opencv_packages_and_a_clash(monkeypatch, installed, conflict):
+    from importlib import metadata
+
+    from salvo import _info
+
+    def version(name):
+        if name in installed:
+            return installed[name]
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(_info.metadata, "version", version)
+    info = _info.build_info()
+    assert info["opencv"] == (", ".join(f"{k} {v}" for k, v in installed.items()) or None)
+    assert ("opencv_conflict" in info) == conflict
+    if conflict:
+        assert "pip uninstall -y opencv-python-headless opencv-python" in info["opencv_conflict"]
