@@ -364,7 +364,7 @@ def test_a_killed_run_resumes_without_losing_or_redoing_anything(planted, model_
         time.sleep(0.02)
     assert proc.poll() is None, "the run ended before it could be killed: make it slower"
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()  # reaps it and closes the pipes
     # what the killed run had recorded: manifest.json (written every few seconds) + journal
     saved = manifest(out)["images"] if (out / "manifest.json").exists() else []
     done_records = [r for r in saved + _journal_records(out) if r["status"] == "done"]

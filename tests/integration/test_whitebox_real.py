@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import openvino as ov
 import pytest
-from salvo import zoo
 from salvo.common import SALIENCY_MAP_OUTPUT_NAME, Method, Task
 from salvo.methods.factory import insert_xai, resolve_whitebox_method
 from salvo.methods.white_box import XAIInsertionError, find_cnn_target, find_target_layer
+from salvo.zoo.registry import zoo_file
 from support import ESPRESSO, F32_CONFIG as F32, require_zoo
 
 
@@ -19,7 +19,7 @@ def _zoo_file(key: str, relative: str) -> Path:
     """A file inside an optional zoo wheel (skips when the wheel is missing, fails when the
     wheel lacks the file)."""
     require_zoo(key)
-    return zoo.zoo_file(key, relative)
+    return zoo_file(key, relative)
 
 
 def _argmax(m: np.ndarray) -> tuple[int, int]:
