@@ -194,7 +194,8 @@ def test_a_run_fails_every_test_that_skips_for_another_reason(pytester):
 def test_salvo_depends_on_the_headless_opencv_only():
     import tomllib
 
-    project = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())["project"]
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    project = tomllib.loads(pyproject.read_text())["project"]
     wanted = list(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         wanted += extra
