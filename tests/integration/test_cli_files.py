@@ -19,12 +19,14 @@ import openvino as ov
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+import salvo
 from salvo.cli import main
 from salvo.testing.planted import batchable, planted_image_with_object
 
 F32 = ["--precision", "f32"]
 LABELS = ["alpha", "beta", "gamma"]
-REPO_PYTHON = str(Path(__file__).resolve().parents[2] / "python")
+# child processes import the salvo this process imports (the source tree or an install)
+SALVO_PARENT = str(Path(salvo.__file__).resolve().parents[1])
 
 
 @pytest.fixture(scope="module")
@@ -318,7 +320,7 @@ def test_exit_codes_are_those_the_help_states(planted, model_files, tmp_path):
 
 def _subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO_PYTHON + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = SALVO_PARENT + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
@@ -357,14 +359,14 @@ def test_a_killed_run_resumes_without_losing_or_redoing_anything(planted, model_
     names = [p.name for p in _many_photos(planted, photos, 36)]
     out = tmp_path / "maps"
     args = _slow_args(model_files, photos, out)
-    proc = subprocess.Popen(args, env=_subprocess_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while _count_raw_maps(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be killed: make it slower"
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()  # reaps it and closes the pipes
+    with subprocess.Popen(args, env=_subprocess_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:  # the pipes are closed at the end
+        deadline = time.monotonic() + 240
+        while _count_raw_maps(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed: make it slower"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
     # what the killed run had recorded: manifest.json (written every few seconds) + journal
     saved = manifest(out)["images"] if (out / "manifest.json").exists() else []
     done_records = [r for r in saved + _journal_records(out) if r["status"] == "done"]
