@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -164,6 +164,76 @@ def is_cpu_only(device_name: str) -> bool:
     names = [d.split("(")[0].strip() for d in rest.split(",")] if head in _VIRTUAL_DEVICES else [head]
     names = [n for n in names if n and not n.startswith("-")]
     return bool(names) and all(n.split(".")[0] == "CPU" for n in names)
+
+
+def with_input_shape(model: ov.Model, input_shape: Any) -> tuple[ov.Model, tuple[int, ...]]:
+    """A copy of ``model`` whose input has the per-item shape ``input_shape`` (batch kept).
+
+    Parameters
+    ----------
+    model
+        A model with one input of static rank (not modified).
+    input_shape
+        The per-item input shape without the batch dimension, e.g. ``(3, 224, 224)``: ints
+        (NumPy integers too) >= 1; dimensions the model fixes must match.
+
+    Returns
+    -------
+    (openvino.Model, tuple of int)
+        ``model`` itself when its input is already static apart from the batch (and fits),
+        else a reshaped clone; and the per-item shape.
+
+    Raises
+    ------
+    ValueError
+        Not one input, a dynamic rank, a shape of the wrong length, a dimension that differs
+        from one the model fixes, or a shape the model cannot take (each naming the value).
+    """
+    port = model.inputs[0] if len(model.inputs) == 1 else None
+    if port is None:
+        raise ValueError(
+            f"model has {len(model.inputs)} inputs; salvo explains models with one image input"
+        )
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Iterable):
+        raise ValueError(
+            f"input_shape must be the per-item input shape without the batch dimension (a "
+            f"tuple of ints such as (3, 224, 224)), got {input_shape!r}"
+        )
+    item = tuple(check_int(d, "input_shape dimensions", minimum=1) for d in input_shape)
+    pshape = port.get_partial_shape()
+    if pshape.rank.is_dynamic:
+        raise ValueError("the model input has a dynamic rank; give it a static rank first")
+    rank = pshape.rank.get_length()
+    if len(item) != rank - 1:
+        raise ValueError(
+            f"input_shape must have {rank - 1} dimensions (the model input is {pshape}; "
+            f"without the batch dimension), got {tuple(input_shape)!r}"
+        )
+    for i, (dim, want) in enumerate(zip(list(pshape)[1:], item)):
+        if dim.is_static and dim.get_length() != want:
+            raise ValueError(
+                f"input_shape {item} does not fit the model input {pshape}: dimension {i + 1} "
+                f"is fixed to {dim.get_length()}"
+            )
+    if all(d.is_static for d in list(pshape)[1:]):
+        return model, item
+    copy = model.clone()
+    try:
+        copy.reshape({copy.inputs[0]: ov.PartialShape([pshape[0], *item])})
+    except Exception as exc:
+        raise ValueError(
+            f"the model cannot take input_shape {item}: {openvino_cause(exc)}"
+        ) from exc
+    return copy, item
+
+
+def has_dynamic_item_shape(model: ov.Model) -> bool:
+    """Whether the (first) input of ``model`` has a dynamic dimension besides the batch (as
+    ``openvino.convert_model`` gives a PyTorch model: ``[?,3,?,?]``) or a dynamic rank."""
+    if not model.inputs:
+        return False
+    pshape = model.inputs[0].get_partial_shape()
+    return pshape.rank.is_dynamic or any(d.is_dynamic for d in list(pshape)[1:])
 
 
 @dataclass(frozen=True)

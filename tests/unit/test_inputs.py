@@ -324,9 +324,13 @@ def test_aise_tiny_kernel_width_is_a_point_not_a_division_by_zero(f32):
 def test_dynamic_hw_model_takes_input_shape(f32):
     dynamic = batchable(f32)
     dynamic.reshape({dynamic.inputs[0]: ov.PartialShape([-1, 3, -1, -1])})
+    # black-box engines need the shape up front; white-box builds for the data's shape
     with pytest.raises(ValueError, match="input_shape") as info:
-        xai.Explainer(dynamic, xai.Task.CLASSIFICATION)
+        xai.Explainer(dynamic, xai.Task.CLASSIFICATION, postprocess_fn=logits,
+                      explain_mode="blackbox", explain_method="rise")
     assert "Explainer(..., input_shape=" in str(info.value)
+    for_data = xai.Explainer(dynamic, xai.Task.CLASSIFICATION, inference_precision=F32)
+    assert for_data.explain_mode is xai.ExplainMode.WHITEBOX
     explainer = xai.Explainer(dynamic, xai.Task.CLASSIFICATION, input_shape=(3, 56, 56),
                               inference_precision=F32)
     assert explainer.explain_mode is xai.ExplainMode.WHITEBOX
@@ -334,8 +338,10 @@ def test_dynamic_hw_model_takes_input_shape(f32):
     static = xai.Explainer(batchable(f32), xai.Task.CLASSIFICATION, inference_precision=F32)
     x = planted_image(f32, "random")
     a, b = raw(explainer, x, targets=-1), raw(static, x, targets=-1)
+    c = raw(for_data, x, targets=-1)
     for k in range(3):
         np.testing.assert_array_equal(a.saliency_map[k], b.saliency_map[k])
+        np.testing.assert_array_equal(c.saliency_map[k], b.saliency_map[k])
     with pytest.raises(ValueError, match="dimension 1 is fixed to 3"):
         xai.Explainer(dynamic, xai.Task.CLASSIFICATION, input_shape=(4, 56, 56))
     with pytest.raises(ValueError, match="input_shape must have 3 dimensions"):

@@ -28,7 +28,7 @@ from salvo.errors import IgnoredArgumentWarning
 from salvo.explainer.explanation import Explanation
 from salvo.explainer.stream import explain_many
 from salvo.explainer.visualizer import VisOptions
-from salvo.inference import EngineConfig, read_model
+from salvo.inference import EngineConfig, read_model, with_input_shape
 from salvo.methods.base import (
     IDENTITY,
     CallSettings,
@@ -102,48 +102,6 @@ def _boxes_to_image(predictions: dict, input_size: Any, image: Any) -> dict:
             box = [x0 * sx, y0 * sy, x1 * sx, y1 * sy]
         out[key] = Prediction(label=p.label, score=p.score, bounding_box=box)
     return out
-
-
-def _with_input_shape(model: ov.Model, input_shape: Any) -> tuple[ov.Model, tuple[int, ...]]:
-    """A copy of ``model`` whose input has the per-item shape ``input_shape`` (batch kept)."""
-    port = model.inputs[0] if len(model.inputs) == 1 else None
-    if port is None:
-        raise ValueError(
-            f"model has {len(model.inputs)} inputs; salvo explains models with one image input"
-        )
-    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Iterable):
-        raise ValueError(
-            f"input_shape must be the per-item input shape without the batch dimension (a "
-            f"tuple of ints such as (3, 224, 224)), got {input_shape!r}"
-        )
-    item = tuple(check_int(d, "input_shape dimensions", minimum=1) for d in input_shape)
-    pshape = port.get_partial_shape()
-    if pshape.rank.is_dynamic:
-        raise ValueError("the model input has a dynamic rank; give it a static rank first")
-    rank = pshape.rank.get_length()
-    if len(item) != rank - 1:
-        raise ValueError(
-            f"input_shape must have {rank - 1} dimensions (the model input is {pshape}; "
-            f"without the batch dimension), got {tuple(input_shape)!r}"
-        )
-    for i, (dim, want) in enumerate(zip(list(pshape)[1:], item)):
-        if dim.is_static and dim.get_length() != want:
-            raise ValueError(
-                f"input_shape {item} does not fit the model input {pshape}: dimension {i + 1} "
-                f"is fixed to {dim.get_length()}"
-            )
-    if all(d.is_static for d in list(pshape)[1:]):
-        return model, item
-    copy = model.clone()
-    try:
-        copy.reshape({copy.inputs[0]: ov.PartialShape([pshape[0], *item])})
-    except Exception as exc:
-        from salvo.inference import openvino_cause
-
-        raise ValueError(
-            f"the model cannot take input_shape {item}: {openvino_cause(exc)}"
-        ) from exc
-    return copy, item
 
 
 class Explainer:
@@ -232,7 +190,7 @@ class Explainer:
         self.model = read_model(model)
         self.input_shape: tuple[int, ...] | None = None
         if input_shape is not None:
-            self.model, self.input_shape = _with_input_shape(self.model, input_shape)
+            self.model, self.input_shape = with_input_shape(self.model, input_shape)
         if len(self.model.inputs) != 1:
             raise ValueError(
                 f"model has {len(self.model.inputs)} inputs; salvo explains models with one "

@@ -169,7 +169,8 @@ class MethodFactory(ABC):
 def _check_build_keywords(cls: type[MethodBase], kwargs: dict[str, Any]) -> None:
     from salvo.inference import EngineConfig
 
-    allowed = cls.keywords() | EngineConfig.keywords() | {"postprocess_fn", "progress"}
+    allowed = cls.keywords() | EngineConfig.keywords() | {"postprocess_fn", "progress",
+                                                           "input_shape"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         mine = sorted(cls.keywords())

@@ -77,8 +77,7 @@ class ActivationMap(WhiteBoxMethod):
         super().__init__(model, preprocess_fn, embed_scaling, device_name, **kwargs)
         self.target_layer = check_target_layer(target_layer)
         self.per_class = False
-        if prepare_model:
-            self.prepare_model()
+        self._prepare_now(prepare_model)
 
     def build_branch(self, model: ov.Model, index: GraphIndex) -> Branch:
         target = self._classification_target(model, index, self.target_layer, "cnn")

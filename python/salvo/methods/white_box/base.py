@@ -13,10 +13,14 @@ possible and several threads calling at once overlap); a stream of images
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
 import os
+import threading
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -29,7 +33,7 @@ from salvo._checks import check_flag
 from salvo.common import PER_IMAGE_MAP, SALIENCY_MAP_OUTPUT_NAME, Task
 from salvo.common.utils import has_xai
 from salvo.errors import PostprocessWarning
-from salvo.inference import EngineConfig, read_model
+from salvo.inference import EngineConfig, has_dynamic_item_shape, read_model, with_input_shape
 from salvo.methods.base import (
     IDENTITY,
     MethodBase,
@@ -114,6 +118,14 @@ class WhiteBoxMethod(MethodBase):
         predictions and the class scores (and ``targets`` may be a function of them).
     progress
         Unused by white-box methods (one inference per image); accepted for uniformity.
+    input_shape
+        Per-item input shape without the batch dimension, e.g. ``(3, 224, 224)``, for a model
+        whose input has dynamic dimensions (``openvino.convert_model`` gives ``[?,3,?,?]``): the
+        branch goes into a copy reshaped to it (the batch dimension is kept). ``None``
+        (default) with such a model: the method builds one XAI model per input shape it is
+        given data of (:meth:`explain`, :meth:`generate_saliency_map`,
+        :meth:`explain_stream`; the last :attr:`MAX_SHAPES` are kept), and
+        :meth:`prepare_model` (``insert_xai``) asks for ``input_shape``.
     **engine
         :class:`~salvo.inference.EngineConfig` fields over :attr:`engine_defaults`.
     """
@@ -137,6 +149,7 @@ class WhiteBoxMethod(MethodBase):
         *,
         postprocess_fn: Callable[[OVDict], Any] | None = None,
         progress: bool | None = None,
+        input_shape: Sequence[int] | None = None,
         **engine: Any,
     ) -> None:
         super().__init__(None, preprocess_fn, device_name, progress=progress, **engine)
@@ -146,6 +159,12 @@ class WhiteBoxMethod(MethodBase):
                 "a model file"
             )
         self._model_ori = read_model(model)
+        #: The per-item input shape the XAI model is built for (``None``: the model's own).
+        self.input_shape: tuple[int, ...] | None = None
+        if input_shape is not None:
+            self._model_ori, self.input_shape = with_input_shape(self._model_ori, input_shape)
+        self._by_shape: OrderedDict[tuple[int, ...], WhiteBoxMethod] = OrderedDict()
+        self._shape_lock = threading.Lock()
         # None as the reference toolkit's signature allows it: no scaling
         self.embed_scaling = embed_scaling is not None and check_flag(embed_scaling,
                                                                       "embed_scaling")
@@ -157,10 +176,64 @@ class WhiteBoxMethod(MethodBase):
         self.build_params: MethodParams = self.build_params_class()
         self.target_name: str | None = None
 
+    #: XAI models kept at once for a model with dynamic input dimensions (one per input shape;
+    #: least recently used dropped first).
+    MAX_SHAPES = 4
+
     @property
     def model_ori(self) -> ov.Model:
-        """The user's model (never modified)."""
+        """The user's model (never modified; reshaped to ``input_shape`` when one was given)."""
         return self._model_ori
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the model's input has dynamic dimensions besides the batch, so that the XAI
+        model is built per input shape (see ``input_shape``)."""
+        return has_dynamic_item_shape(self._model_ori)
+
+    def _prepare_now(self, prepare_model: bool) -> None:
+        """The constructors' ``prepare_model``: insert and compile now, unless the model's input
+        shape is dynamic (then the XAI model is built for the data's shape when data comes)."""
+        if not check_flag(prepare_model, "prepare_model"):
+            return
+        if self.dynamic:
+            logger.info("The model's input %s is dynamic: the XAI branch is inserted into a copy "
+                        "reshaped to each input's shape.",
+                        self._model_ori.inputs[0].get_partial_shape())
+            return
+        self.prepare_model()
+
+    def for_shape(self, item_shape: Sequence[int]) -> WhiteBoxMethod:
+        """This method on a copy of the model reshaped to the per-item input shape
+        ``item_shape`` (without the batch dimension); built once per shape and kept (the last
+        :attr:`MAX_SHAPES`). A model whose input is static is its own method for its shape.
+
+        Raises
+        ------
+        ValueError
+            The model cannot take that shape (see :func:`salvo.inference.with_input_shape`).
+        """
+        item = tuple(int(d) for d in item_shape)
+        if not self.dynamic:
+            return self
+        with self._shape_lock:
+            found = self._by_shape.get(item)
+            if found is not None:
+                self._by_shape.move_to_end(item)
+                return found
+            child = copy.copy(self)
+            child._model_ori, child.input_shape = with_input_shape(self._model_ori, item)
+            child._model = None
+            child.target_name = None
+            child.predictions = {}
+            child._engines = OrderedDict()
+            child._engines_lock = threading.Lock()
+            child._by_shape = OrderedDict()
+            child._shape_lock = threading.Lock()
+            self._by_shape[item] = child
+            while len(self._by_shape) > self.MAX_SHAPES:
+                self._by_shape.popitem(last=False)
+            return child
 
     # ------------------------------------------------------------------ the XAI model
     def build_branch(self, model: ov.Model, index: GraphIndex) -> Branch:
@@ -191,6 +264,15 @@ class WhiteBoxMethod(MethodBase):
             perturbed batch, ...).
         """
         if self._model is None:
+            if self.dynamic and not has_xai(self._model_ori):
+                pshape = self._model_ori.inputs[0].get_partial_shape()
+                raise ValueError(
+                    f"the model input has dynamic dimensions {pshape}: the XAI branch needs "
+                    "static channel and spatial dimensions. Pass input_shape (the per-item "
+                    "shape of the data without the batch dimension, e.g. insert_xai(model, "
+                    "task, input_shape=(3, 224, 224))), or explain data with the method, which "
+                    "builds the XAI model for the data's shape"
+                )
             if has_xai(self._model_ori):
                 logger.info("The model already has a saliency_map output; using it as it is.")
                 self._model = self._model_ori
@@ -308,8 +390,12 @@ class WhiteBoxMethod(MethodBase):
     ) -> MethodResult:
         """Explain the preprocessed input ``x`` ``(1, …)``: one inference of the XAI model
         (see :meth:`~salvo.methods.base.MethodBase.explain`; white-box methods have no
-        per-call parameters)."""
+        per-call parameters). A model with dynamic input dimensions is explained by the XAI
+        model built for ``x``'s shape (:meth:`for_shape`)."""
         self.resolve_params(params, **overrides)
+        if self.dynamic:
+            return self.for_shape(np.shape(x)[1:]).explain(
+                x, targets, params, label_names=label_names, progress=progress, engine=engine)
         runner = self.engine_for(engine)
         arrays = runner.infer_items(np.asarray(x))
         return self.result_of(arrays, list(runner.compiled.outputs), 0, targets, label_names)
@@ -327,8 +413,19 @@ class WhiteBoxMethod(MethodBase):
         num_jobs: int | None = None,
     ) -> int:
         """Explain a stream of inputs with several images in flight on a THROUGHPUT engine
-        (:attr:`stream_engine_defaults`); each result is what :meth:`explain` gives."""
+        (:attr:`stream_engine_defaults`); each result is what :meth:`explain` gives. With a
+        model whose input dimensions are dynamic, each run of consecutive jobs of one input
+        shape goes through the XAI model built for that shape."""
         self.resolve_params(params)
+        if self.dynamic:
+            done = 0
+            for item, group in itertools.groupby(jobs, key=lambda j: np.shape(j.x)[1:]):
+                if should_stop is not None and should_stop():
+                    break
+                done += self.for_shape(item).explain_stream(
+                    group, params, on_result, label_names=label_names, engine=engine,
+                    should_stop=should_stop, progress=progress, num_jobs=None)
+            return done
         runner = self.engine_for(engine, stream=True)
         ports = list(runner.compiled.outputs)
         source = iter(jobs)
@@ -375,5 +472,15 @@ class WhiteBoxMethod(MethodBase):
     def generate_saliency_map(self, data: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
         """The reference toolkit's call: the ``saliency_map`` output of the XAI model for raw
         ``data`` (``preprocess_fn`` applied): ``(1, num_classes, h, w)`` (``(1, h, w)`` for a
-        class-agnostic method), uint8 with ``embed_scaling``."""
+        class-agnostic method), uint8 with ``embed_scaling``. A model with dynamic input
+        dimensions runs the XAI model built for the preprocessed data's shape."""
+        if self.dynamic:
+            x = np.asarray(self.preprocess_fn(data))
+            rank = self._model_ori.inputs[0].get_partial_shape().rank
+            item = x.shape[1:] if rank.is_static and x.ndim == rank.get_length() else x.shape
+            child = self.for_shape(item)
+            child.prepare_model()
+            out = child.model_forward(x, preprocess=False)[SALIENCY_MAP_OUTPUT_NAME]
+            self.predictions = child.predictions
+            return np.asarray(out)
         return np.asarray(self.model_forward(data)[SALIENCY_MAP_OUTPUT_NAME])

@@ -264,8 +264,7 @@ class DetClassProbabilityMap(WhiteBoxMethod):
         self.per_class = True
         self.build_params = DetClassProbabilityMapParams(
             None if num_anchors is None else list(num_anchors), tuple(saliency_map_size), layout)
-        if prepare_model:
-            self.prepare_model()
+        self._prepare_now(prepare_model)
 
     def build_branch(self, model: ov.Model, index: GraphIndex) -> Branch:
         target_layer = self.target_layer

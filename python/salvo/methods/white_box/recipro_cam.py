@@ -514,8 +514,7 @@ class ReciproCAM(FeatureMapPerturbationBase):
     ) -> None:
         super().__init__(model, preprocess_fn, target_layer, embed_scaling, device_name,
                          **kwargs)
-        if prepare_model:
-            self.prepare_model()
+        self._prepare_now(prepare_model)
 
     def build_branch(self, model: ov.Model, index: GraphIndex) -> Branch:
         target = self._classification_target(model, index, self.target_layer, "cnn")
@@ -587,8 +586,7 @@ class ViTReciproCAM(FeatureMapPerturbationBase):
         blocks = num_blocks if num_blocks is not None else (1 if k is None else k)
         self.build_params = ViTReciproCAMParams(use_gaussian, cls_token, final_norm,
                                                 blocks).validate()
-        if prepare_model:
-            self.prepare_model()
+        self._prepare_now(prepare_model)
 
     def build_branch(self, model: ov.Model, index: GraphIndex) -> Branch:
         p = self.build_params
