@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -344,7 +345,7 @@ def _create_blackbox(task: Task, model: Any, postprocess_fn: Any, preprocess_fn:
 
 
 def insert_xai(
-    model: ov.Model | str | os.PathLike[str],
+    model: ov.Model | str | os.PathLike[str] | Any,
     task: Task | str,
     explain_method: Method | str | None = None,
     target_layer: str | Sequence[str] | None = None,
@@ -358,6 +359,11 @@ def insert_xai(
     original outputs plus ``saliency_map``. It saves with ``openvino.save_model`` and runs with
     plain OpenVINO, without salvo. Which method and target were used is recorded in the model's
     runtime info under ``["xai", "method"]`` and ``["xai", "target_layer"]``.
+
+    A ``torch.nn.Module`` (classification) gets the PyTorch path instead
+    (:func:`salvo.methods.white_box.torch.insert_xai_torch`): a copy whose ``forward`` returns
+    ``{"prediction": ..., "saliency_map": ...}``. torch is only looked at when the caller has
+    already imported it.
 
     Parameters
     ----------
@@ -376,7 +382,9 @@ def insert_xai(
     embed_scaling
         Scale each map to 0..255 uint8 inside the graph.
     **kwargs
-        The method's branch parameters (see :meth:`WhiteBoxMethodFactory.create_method`).
+        The method's branch parameters (see :meth:`WhiteBoxMethodFactory.create_method`), and
+        ``input_shape``: the per-item input shape (e.g. ``(3, 224, 224)``) to build for when the
+        model's input has dynamic dimensions (``openvino.convert_model`` gives ``[?,3,?,?]``).
 
     Returns
     -------
@@ -395,8 +403,17 @@ def insert_xai(
     XAIInsertionError
         The branch could not be built (no target found, head not batchable, ...).
     """
+    torch = sys.modules.get("torch")  # a torch module can only exist once torch is imported
+    if torch is not None and isinstance(model, torch.nn.Module):
+        from salvo.methods.white_box.torch import insert_xai_torch
+
+        return insert_xai_torch(model, task, explain_method, target_layer, embed_scaling,
+                                **kwargs)
     if not isinstance(model, (ov.Model, str, os.PathLike)):
-        raise TypeError(f"model must be an openvino.Model or a path, got {type(model).__name__}")
+        raise TypeError(
+            f"model must be an openvino.Model, a path or a torch.nn.Module, got "
+            f"{type(model).__name__}"
+        )
     model = read_model(model)
     kwargs.pop("prepare_model", None)
     method = WhiteBoxMethodFactory.create_method(task, model, IDENTITY, explain_method,
