@@ -40,7 +40,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # OpenVINO; the measuring helpers the engine)
     ("engine", ("salvo.kernels.*", "salvo.inference", "salvo.preprocess", "salvo.zoo.*",
                 "salvo.testing.*", "salvo.measure")),
-    # the explanation methods: the contract, the registry, white-box and black-box methods
+    # the explanation methods: the contract, the registry, white-box and black-box methods;
+    # salvo.methods.white_box.torch (insert_xai for torch modules, the only module importing
+    # torch) is here too: the factory imports it inside insert_xai, for a torch module only
     ("methods", ("salvo.methods.*",)),
     # what users call: the Explainer and its Explanations, bulk explanation, metrics, the
     # reference's insertion API and utilities, the distributed runner

@@ -564,6 +564,20 @@ class TorchXAIModel(torch.nn.Module):
         return out
 
 
+def as_enum(value: Any, enum: type, argument: str) -> Any:
+    """``value`` as a member of ``enum`` (a member, or its value in any case); a ValueError
+    naming ``argument``, the value and the choices otherwise."""
+    if isinstance(value, enum):
+        return value
+    if isinstance(value, str):
+        try:
+            return enum(value.lower())
+        except ValueError:
+            pass
+    choices = ", ".join(m.name for m in enum)
+    raise ValueError(f"{argument} must be one of {choices}; got {value!r}")
+
+
 def _scale(maps: torch.Tensor) -> torch.Tensor:
     """Min-max each map over its last two axes (h, w) to 0..255 uint8:
     ``255 * (x - min) / (max - min + 1e-12)`` rounded half to even, as salvo's OpenVINO branch
@@ -617,8 +631,6 @@ def insert_xai_torch(model: torch.nn.Module, task: Task | str = Task.CLASSIFICAT
         A task other than classification, a method the PyTorch path does not have, an unknown
         module name.
     """
-    from salvo.methods.factory import as_enum
-
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if getattr(model, "has_xai", False):
