@@ -1,6 +1,7 @@
 """AISE map quality on the planted CNN: why class 1's insertion AUC falls below its deletion AUC.
 
-``benchmarks/results/quality_quick.md`` reports "AISE speed, planted c1: Ins 0.179, Del 0.305".
+``python benchmarks/bench_quality.py --quick`` reported "AISE speed, planted c1: Ins 0.179, Del
+0.305".
 These tests pin down the cause and show it is the method as the reference defines it, not a
 salvo bug:
 
@@ -20,7 +21,6 @@ salvo bug:
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +32,6 @@ from salvo.testing.planted import planted_cnn, planted_image
 F32 = "f32"
 SHIFT = 0.011  # lifts class 1's bias (-0.01) above 0; the logits stay below 1
 STEPS = 30
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def logits(outputs):
@@ -142,11 +141,9 @@ def _reference_aise():
     if importlib.util.find_spec("openvino_xai") is None:
         pytest.skip("the reference toolkit is not installed (pip install --no-deps "
                     "openvino-xai==1.1.0)")
-    spec = importlib.util.spec_from_file_location("_salvo_bench_reference",
-                                                  ROOT / "benchmarks" / "_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.load_reference()
+    from salvo.testing.reference import load_reference
+
+    load_reference()
     from openvino_xai.methods.black_box.aise.classification import AISEClassification as Ref
     from openvino_xai.methods.black_box.base import Preset
 
