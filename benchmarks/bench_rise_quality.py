@@ -536,7 +536,8 @@ def markdown(summary: dict, header: str) -> str:
             if f"{key}/ratio_median" in agg:
                 a("")
                 text = (f"To {q}: inferences plain/centered median "
-                        f"{agg[f'{key}/ratio_median']:.1f}x, worst {agg[f'{key}/ratio_worst']:.1f}x")
+                        f"{agg[f'{key}/ratio_median']:.1f}x, "
+                        f"worst {agg[f'{key}/ratio_worst']:.1f}x")
                 if f"{key}/time_ratio_median" in agg:
                     text += (f"; time reference/salvo (f32) median "
                              f"{agg[f'{key}/time_ratio_median']:.0f}x, worst "

@@ -1,10 +1,10 @@
 """One Explainer shared by several threads against the same calls made one after the other.
 
 A web service or a thread pool calls one Explainer from several threads. Per method and
-precision, each round makes the same calls (4 of RISE or AISE, 64 of a white-box method) (the raw photos in turn, each run through
-the model's preprocessing, one target) on one thread and spread over each number of
-``--threads``, in a shuffled order; ``x sequential`` is the throughput (calls per second) over
-the sequential throughput of the same round, median (range).
+precision, each round makes the same calls (4 of RISE or AISE, 64 of a white-box method; the
+raw photos in turn, each run through the model's preprocessing, one target) on one thread and
+spread over each number of ``--threads``, in a shuffled order; ``x sequential`` is the
+throughput (calls per second) over the sequential throughput of the same round, median (range).
 
 ``--engines`` compares, instead, white-box engine settings of a ReciproCAM model: the
 single-caller latency and the 4-thread throughput of a LATENCY engine with one infer request

@@ -46,6 +46,7 @@ from _common import (
 )
 from salvo.inference import get_core
 from salvo.methods.white_box import recipro_cam
+from salvo.methods.white_box.graph import XAIInsertionError
 
 
 def latency_variant(model: Any, x: Any, device: str, precision: str | None, runs: int) -> Any:
@@ -92,11 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         model, x = case.model(), case.x
         variants = {"plain": latency_variant(model, x, device, precision, args.runs)}
         one, every = case.targets["one"], case.targets["all"]
+        skipped = []
         for name in args.methods:
             method = salvo.Method(name)
-            variants[name] = latency_variant(
-                salvo.insert_xai(model, case.task, explain_method=method), x, device,
-                precision, args.runs)
+            try:
+                xai_model = salvo.insert_xai(model, case.task, explain_method=method)
+            except XAIInsertionError as exc:  # the method does not apply to this model
+                log(f"  {name} on {case.name}: not applicable ({str(exc).splitlines()[0]})")
+                skipped.append({**point, "variant": name, "not_applicable": str(exc)})
+                continue
+            variants[name] = latency_variant(xai_model, x, device, precision, args.runs)
             if method == salvo.Method.RECIPROCAM:
                 recipro_cam.CLOSED_FORM = False
                 try:
@@ -121,17 +127,18 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.methods:
             if f"{name}: reference explain one" in variants:
                 vs_reference[f"{name}: explain one"] = paired(
-                    measured, f"{name}: reference explain one",
-                    per="call")[f"{name}: explain one"]["over_baseline"]
+                    measured, f"{name}: explain one",
+                    per="call")[f"{name}: reference explain one"]["over_baseline"]
         for name, r in paired(measured, "plain", per="call").items():
             latency = ":" not in name
             rows.append({**point, "variant": name, "ms": 1000 * r["seconds"]["median"],
                          "spread_ms": {k: 1000 * v if k != "n" else v
                                        for k, v in r["seconds"].items() if k != "values"},
                          "over_plain": r["over_baseline"] if latency else None,
-                         "over_reference": vs_reference.get(name),
+                         "reference_over_salvo": vs_reference.get(name),
                          "first_call_ms": 1000 * r["warmup_seconds"]})
         del variants
+        rows += skipped
 
     def markdown(rep: Report) -> str:
         return "\n".join([
@@ -139,16 +146,19 @@ def main(argv: list[str] | None = None) -> int:
             (f"Latency = median of {args.runs} synchronous inferences (LATENCY hint, one "
             f"request); explain = one Explainer call (maps resized and colour-mapped unless "
             f"`raw`); median (range) over {args.rounds} interleaved rounds. `x plain` = the "
-            "per-round ratio to the plain model's latency; `x reference` = salvo's call over the "
-            "reference's in the same round. First call = the warm-up call (JIT "
+            "per-round ratio to the plain model's latency; `ref/salvo` = the reference's call over "
+            "salvo's in the same round. First call = the warm-up call (JIT "
             "and caches), not in the median."), "",
-            table(rows, [("model", "model"), ("device", "device"),
-                         ("precision", lambda r: label(r["precision"])),
-                         ("variant", "variant"),
-                         ("ms", lambda r: span(r["spread_ms"], ".2f")),
-                         ("x plain", lambda r: span(r["over_plain"])),
-                         ("x reference", lambda r: span(r["over_reference"])),
-                         ("first call ms", lambda r: f"{r['first_call_ms']:.1f}")]),
+            table([r for r in rows if "not_applicable" not in r],
+                  [("model", "model"), ("device", "device"),
+                   ("precision", lambda r: label(r["precision"])),
+                   ("variant", "variant"),
+                   ("ms", lambda r: span(r["spread_ms"], ".2f")),
+                   ("x plain", lambda r: span(r["over_plain"])),
+                   ("ref/salvo", lambda r: span(r["reference_over_salvo"])),
+                   ("first call ms", lambda r: f"{r['first_call_ms']:.1f}")]),
+            *[f"\n{r['variant']} on {r['model']}: not applicable "
+              f"({r['not_applicable'].splitlines()[0]})" for r in rows if "not_applicable" in r],
         ])
 
     report.write({"rows": rows, "rounds": args.rounds, "runs": args.runs}, markdown)
