@@ -20,22 +20,16 @@ salvo bug:
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 from salvo.kernels.gaussian import kde_map
 from salvo.methods.black_box.aise import AISEClassification
 from salvo.metrics import InsertionDeletionAUC
 from salvo.testing.planted import planted_cnn, planted_image
+from support import F32, logits, reference_toolkit
 
-F32 = "f32"
 SHIFT = 0.011  # lifts class 1's bias (-0.01) above 0; the logits stay below 1
 STEPS = 30
-
-
-def logits(outputs):
-    return outputs[0]
 
 
 def shifted(outputs):
@@ -138,12 +132,7 @@ def test_smallest_width_is_amplified_by_a_tiny_maximum(planted):
 
 
 def _reference_aise():
-    if importlib.util.find_spec("openvino_xai") is None:
-        pytest.skip("the reference toolkit is not installed (pip install --no-deps "
-                    "openvino-xai==1.1.0)")
-    from salvo.testing.reference import load_reference
-
-    load_reference()
+    reference_toolkit()
     from openvino_xai.methods.black_box.aise.classification import AISEClassification as Ref
     from openvino_xai.methods.black_box.base import Preset
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import openvino as ov
-import openvino.opset13 as ops
 import pytest
 from salvo.common import Method, Task
 from salvo.errors import DetectionBoxWarning, PostprocessWarning
@@ -19,23 +18,9 @@ from salvo.methods.black_box.aise import (
 from salvo.methods.black_box.drise import DRISE
 from salvo.testing.planted import batchable, planted_cnn, planted_image
 from scipy.optimize import direct
+from support import F32, logits
 
-F32 = "f32"
 SIZE = 56
-
-
-def logits(outputs):
-    return outputs[0]
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=SIZE)
-
-
-@pytest.fixture(scope="module")
-def model(planted):
-    return batchable(planted.model)
 
 
 @pytest.fixture(scope="module")

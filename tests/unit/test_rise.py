@@ -5,28 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import openvino as ov
-import openvino.opset13 as ops
 import pytest
 
 from salvo.errors import PostprocessWarning
 from salvo.methods.black_box.rise import RISE, resolve_params
-from salvo.testing.planted import batchable, planted_cnn, planted_image
-
-F32 = "f32"
-
-
-def logits(outputs):
-    return outputs[0]
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=56)
-
-
-@pytest.fixture(scope="module")
-def model(planted):
-    return batchable(planted)
+from salvo.testing.planted import planted_image
+from support import F32, logits
 
 
 def in_region(y, x, region):
