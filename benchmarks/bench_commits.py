@@ -11,10 +11,12 @@ needs for the same number of inferences, measured right before it in the same wo
 gives, per measure, each tree's median and the median of the per-round ratios new / old with
 their range.
 
-    python benchmarks/bench_commits.py --old /path/to/old/tree --new . [--rounds 5] \\
-        [--precision f32|default]
+    python benchmarks/bench_commits.py [--old /path/to/old/tree | --old REVISION] [--new .]
+        [--rounds 5]
+        [--precisions f32|default] [--quick]
 
-Writes ``benchmarks/results/commits.json``.
+The worker imports only the tree's own salvo (not this folder's ``_common``), so any two trees
+with the public API compare.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 MEASURES = ("rise_x_bound", "aise_x_bound", "reciprocam_ms")
 
 
@@ -39,7 +42,6 @@ MEASURES = ("rise_x_bound", "aise_x_bound", "reciprocam_ms")
 def _worker(precision: str | None) -> None:
     import numpy as np
     import openvino as ov
-
     import salvo as xai
     from salvo.zoo import efficientnet_lite0, efficientnet_lite0_preprocess, sample_image
 
@@ -104,7 +106,7 @@ def _start(tree: Path, precision: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(tree / "python"), TQDM_DISABLE="1",
                PYTHONWARNINGS="ignore")
     return subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", "--precision", precision],
+        [sys.executable, str(Path(__file__).resolve()), "--worker", "--precisions", precision],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(tree))
 
 
@@ -118,23 +120,53 @@ def _round(worker: subprocess.Popen) -> dict:
     return json.loads(line)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--old", type=Path, help="the old source tree (has python/salvo)")
-    parser.add_argument("--new", type=Path, default=HERE.parent)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--precision", default="f32", help="f32, bf16 or default")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=RESULTS / "commits.json")
-    args = parser.parse_args()
-    precision = None if args.precision == "default" else args.precision
-    if args.worker:
-        _worker(precision)
+def main(argv: list[str] | None = None) -> int:
+    if "--worker" in (sys.argv[1:] if argv is None else argv):
+        # the worker imports the other tree's salvo: nothing of this tree's (not _common)
+        args = argparse.ArgumentParser()
+        args.add_argument("--worker", action="store_true")
+        args.add_argument("--precisions", default="f32")
+        ns, _ = args.parse_known_args(argv)
+        _worker(None if ns.precisions == "default" else ns.precisions)
         return 0
-    if args.old is None:
-        parser.error("--old is required")
-    workers = {"old": _start(args.old.resolve(), args.precision),
-               "new": _start(args.new.resolve(), args.precision)}
+    from _common import finish_args, parser
+
+    p = parser(__doc__.split("\n\n")[0], rounds=5)
+    p.set_defaults(precisions=["f32"])
+    p.add_argument("--old", default="HEAD",
+                   help="the old source tree (a folder with python/salvo) or a git revision of "
+                        "this repository, exported with its python/ folder and given this tree's "
+                        "compiled extension (default HEAD: the last commit)")
+    p.add_argument("--new", type=Path, default=HERE.parent, help="the new tree (default: this one)")
+    args = finish_args(p.parse_args(argv))
+    with tempfile.TemporaryDirectory(prefix="bench-commits-") as tmp:
+        args.old = _tree(args.old, args.new.resolve(), Path(tmp))
+        return _compare(args)
+
+
+def _tree(old: str, new: Path, tmp: Path) -> Path:
+    """``old`` as a folder, or the export of git revision ``old`` into ``tmp``."""
+    if Path(old, "python", "salvo").is_dir():
+        return Path(old).resolve()
+    archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", old, "python"],
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        raise SystemExit(f"--old {old!r} is neither a source tree nor a git revision: "
+                         f"{archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+    for so in (new / "python" / "salvo").glob("_native*"):
+        if so.suffix in (".so", ".pyd"):
+            shutil.copy2(so, tmp / "python" / "salvo" / so.name)
+    return tmp
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from _common import Report, log, span, summary, table
+
+    precision = args.precisions[0] or "default"
+    report = Report("commits", args)
+    workers = {"old": _start(args.old.resolve(), precision),
+               "new": _start(args.new.resolve(), precision)}
     rounds: list[dict[str, dict]] = []
     try:
         for r in range(args.rounds):
@@ -142,38 +174,30 @@ def main() -> int:
             random.Random(r).shuffle(order)
             got = {name: _round(workers[name]) for name in order}
             rounds.append(got)
-            print(f"round {r}: " + "  ".join(
-                f"{m} old {got['old'][m]:.3f} new {got['new'][m]:.3f}" for m in MEASURES),
-                file=sys.stderr)
+            log(f"round {r + 1}/{args.rounds}: " + "  ".join(
+                f"{m} old {got['old'][m]:.3f} new {got['new'][m]:.3f}" for m in MEASURES))
     finally:
         for worker in workers.values():
             if worker.stdin is not None:
                 worker.stdin.close()
             worker.wait(timeout=60)
-    summary = {}
-    for m in MEASURES:
-        ratios = [g["new"][m] / g["old"][m] for g in rounds]
-        summary[m] = {"old_median": statistics.median(g["old"][m] for g in rounds),
-                      "new_median": statistics.median(g["new"][m] for g in rounds),
-                      "ratio_median": statistics.median(ratios),
-                      "ratio_min": min(ratios), "ratio_max": max(ratios),
-                      "old_range": [min(g["old"][m] for g in rounds),
-                                    max(g["old"][m] for g in rounds)],
-                      "new_range": [min(g["new"][m] for g in rounds),
-                                    max(g["new"][m] for g in rounds)]}
-    result = {"old": str(args.old), "new": str(args.new), "precision": args.precision,
-              "rounds": args.rounds, "loadavg": os.getloadavg(), "summary": summary,
-              "per_round": rounds}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{args.rounds} interleaved rounds, precision {args.precision}, load "
-          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
-    print("| measure | old (median, range) | new (median, range) | new / old (median, range) |")
-    print("|---|---|---|---|")
-    for m, s in summary.items():
-        print(f"| {m} | {s['old_median']:.3f} ({s['old_range'][0]:.3f}-{s['old_range'][1]:.3f}) "
-              f"| {s['new_median']:.3f} ({s['new_range'][0]:.3f}-{s['new_range'][1]:.3f}) | "
-              f"{s['ratio_median']:.3f} ({s['ratio_min']:.3f}-{s['ratio_max']:.3f}) |")
+    rows = [{"measure": m,
+             "old": summary(g["old"][m] for g in rounds),
+             "new": summary(g["new"][m] for g in rounds),
+             "new_over_old": summary(g["new"][m] / g["old"][m] for g in rounds)}
+            for m in MEASURES]
+
+    def markdown(rep: Report) -> str:
+        return "\n".join([
+            "# Two source trees side by side", "", rep.header(), "",
+            (f"Old tree `{args.old}`, new tree `{args.new}`, precision {precision}, "
+            f"{args.rounds} interleaved rounds: median (range); `new / old` = per-round ratio."),
+            "", table(rows, [("measure", "measure"), ("old", lambda r: span(r["old"], ".3f")),
+                             ("new", lambda r: span(r["new"], ".3f")),
+                             ("new / old", lambda r: span(r["new_over_old"], ".3f"))])])
+
+    report.write({"rows": rows, "per_round": rounds, "old": str(args.old),
+                  "new": str(args.new), "precision": precision}, markdown)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""How faithful salvo's maps are, and how fast its metrics run (issue: metrics + quality).
+"""How faithful the maps are, and how fast the insertion/deletion metric runs.
 
 Part 1 — quality. EfficientNet-Lite0 on every photo of ``salvo.zoo.SAMPLE_IMAGES`` that loads
 (224 x 224 centre crop, top-1 class), plus the planted-ground-truth CNN (``salvo.testing.planted``,
@@ -26,21 +26,22 @@ Everything runs in f32 (``INFERENCE_PRECISION_HINT``) unless said otherwise. RIS
 softmax probabilities (the RISE paper's choice) and the metrics score probabilities on the
 photos; the planted model's scores are its logits (mean intensities, positive).
 
-    python benchmarks/bench_quality.py --quick          # under 5 minutes
-    python benchmarks/bench_quality.py                  # all photos and presets (long)
+Rows of the reference toolkit also give the Pearson correlation of their maps with salvo's at
+the same preset (``r vs salvo``): AISE is deterministic and should agree; RISE draws other
+masks, so its correlation is that of two independent estimates.
+
+    python benchmarks/bench_quality.py --quick          # a few minutes
+    python benchmarks/bench_quality.py [--photos coffee astronaut ...]
+        [--methods activationmap reciprocam rise aise] [--presets speed balance quality]
 """
 
 from __future__ import annotations
 
-import argparse
 import faulthandler
 import gc
 import json
 import logging
-import os
-import platform
 import statistics
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -50,9 +51,22 @@ from typing import Any
 import cv2
 import numpy as np
 import openvino as ov
-from _reference import load_reference, reference_available
-from salvo import build_info
-from salvo.measure import PlainQueue
+from _common import (
+    HERE,
+    PlainQueue,
+    Report,
+    finish_args,
+    hwc_to_nchw,
+    log,
+    logits,
+    parser,
+    pearson,
+    reference,
+    reference_explainer,
+    softmax,
+    table,
+)
+from _common import photo_preprocess as preprocess
 from salvo.common import ExplainMode, Method, Task
 from salvo.explainer.explainer import Explainer
 from salvo.inference import get_core
@@ -66,37 +80,14 @@ from salvo.zoo import (
     sample_image,
 )
 
-HERE = Path(__file__).resolve().parent
 F32 = "f32"
 STEPS = 30  # insertion/deletion steps (quality part; speed part without --quick)
-QUICK_SPEED_STEPS = 15  # speed part with --quick: 3,200 perturbed images per 100 maps
-QUICK_PHOTOS = ("coffee", "astronaut")
+QUICK_SPEED_STEPS = 15  # speed part with --quick: 40 maps, 1,280 perturbed images
+QUICK_SPEED_MAPS = 40
+QUICK_PHOTOS = ("coffee",)
 #: With --quick the reference (one synchronous inference per mask) explains this many photos.
 QUICK_REFERENCE_PHOTOS = 1
 REFERENCE_NAME = "openvino-xai 1.1.0"
-
-
-# ------------------------------------------------------------------------------ model glue
-
-
-def preprocess(image: np.ndarray) -> np.ndarray:
-    """A 224 x 224 (H, W, 3) RGB crop (uint8, or float in 0..255) -> (1, 3, 224, 224) f32."""
-    x = (np.asarray(image, np.float32) - np.float32(127.0)) / np.float32(128.0)
-    return x.transpose(2, 0, 1)[None]  # a view: whoever consumes it copies it once
-
-
-def softmax(outputs: Any) -> np.ndarray:
-    z = np.asarray(outputs[0], np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-def logits(outputs: Any) -> np.ndarray:
-    return outputs[0]
-
-
-def hwc_to_nchw(image: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1)[None])
 
 
 # ------------------------------------------------------------------------------ the cases
@@ -173,27 +164,26 @@ class MethodSpec:
     toolkit: str = "salvo"  # or "reference" (openvino-xai 1.1.0)
 
 
-def method_specs(quick: bool) -> list[MethodSpec]:
-    """Every classification method; the reference's RISE and AISE right after salvo's row at
-    the same preset (its budget: num_masks and num_cells, or iterations and kernel widths)."""
+def method_specs(methods: list[str], presets: list[str]) -> list[MethodSpec]:
+    """The classification methods asked for; the reference's RISE and AISE right after salvo's
+    row at the same preset (its budget: num_masks and num_cells, or iterations and kernel
+    widths); with the balance preset, RISE also with ``tolerance=0.02``."""
     wb, bb = ExplainMode.WHITEBOX, ExplainMode.BLACKBOX
-    presets = ("speed",) if quick else ("speed", "balance", "quality")
-
-    def with_reference(method: Method, preset: str) -> list[MethodSpec]:
-        return [MethodSpec(f"{method.name} {preset}", bb, method, {"preset": preset}),
-                MethodSpec(f"{method.name} {preset}", bb, method, {"preset": preset},
-                           "reference")]
-
-    specs = [
-        MethodSpec("ActivationMap", wb, Method.ACTIVATIONMAP, {}),
-        MethodSpec("ReciproCAM", wb, Method.RECIPROCAM, {}),
-    ]
-    for preset in presets:
-        specs += with_reference(Method.RISE, preset)
-    specs.append(MethodSpec("RISE balance, tolerance 0.02", bb, Method.RISE,
-                            {"preset": "balance", "tolerance": 0.02}))
-    for preset in presets:
-        specs += with_reference(Method.AISE, preset)
+    specs = []
+    for name in methods:
+        method = Method(name)
+        if method == Method.ACTIVATIONMAP:
+            specs.append(MethodSpec("ActivationMap", wb, method, {}))
+        elif method == Method.RECIPROCAM:
+            specs.append(MethodSpec("ReciproCAM", wb, method, {}))
+        else:
+            for preset in presets:
+                specs += [MethodSpec(f"{method.name} {preset}", bb, method, {"preset": preset}),
+                          MethodSpec(f"{method.name} {preset}", bb, method, {"preset": preset},
+                                     "reference")]
+            if method == Method.RISE and "balance" in presets:
+                specs.append(MethodSpec("RISE balance, tolerance 0.02", bb, Method.RISE,
+                                        {"preset": "balance", "tolerance": 0.02}))
     return specs
 
 
@@ -245,14 +235,9 @@ class ReferenceRunner:
     def __init__(self, xai: Any, group: Group, spec: MethodSpec) -> None:
         from openvino_xai.methods.black_box.base import Preset as RefPreset
 
-        method = {Method.RISE: xai.Method.RISE, Method.AISE: xai.Method.AISE}[spec.method]
-        self.explainer = xai.Explainer(
-            model=group.model, task=xai.Task.CLASSIFICATION, preprocess_fn=group.preprocess,
-            postprocess_fn=group.postprocess, explain_mode=xai.explainer.ExplainMode.BLACKBOX,
-            explain_method=method)
+        self.explainer = reference_explainer(xai, group.model, Task.CLASSIFICATION, spec.method,
+                                             group.postprocess, F32, preprocess=group.preprocess)
         impl = self.explainer.method
-        impl._model_compiled = get_core().compile_model(impl._model, "CPU",
-                                                        {"INFERENCE_PRECISION_HINT": F32})
         self.count = 0
         forward = impl.model_forward
 
@@ -293,8 +278,7 @@ def bound_sample(bound: BoundLoop, seconds: float = 0.25) -> tuple[float, float]
     return ips, cpu / (ips * seconds)
 
 
-def run_method(group: Group, spec: MethodSpec, ctx: dict[str, Any], log: Any
-               ) -> dict[str, Any]:
+def run_method(group: Group, spec: MethodSpec, ctx: dict[str, Any]) -> dict[str, Any]:
     """Explain the group's images with one method (salvo's or the reference's), score the maps.
 
     ``ctx`` holds the group's insertion/deletion metric (``metric``), its ADCC metric
@@ -306,20 +290,11 @@ def run_method(group: Group, spec: MethodSpec, ctx: dict[str, Any], log: Any
     row: dict[str, Any] = {"group": group.name, "method": spec.name, "toolkit": spec.toolkit,
                            "kwargs": spec.kwargs}
     images = group.images if spec.toolkit == "salvo" else ctx["reference_images"]
-    if spec.toolkit == "reference" and ctx["xai"] is None:
-        row["status"] = "reference not installed (pip install --no-deps openvino-xai==1.1.0)"
-        log(f"  {spec.name:34s} {row['status']}")
-        return row
-    try:
-        t0 = time.perf_counter()
-        runner: Any = (SalvoRunner(group, spec) if spec.toolkit == "salvo"
-                       else ReferenceRunner(ctx["xai"], group, spec))
-        row["setup_seconds"] = time.perf_counter() - t0
-        runner.warm_up(spec, images[0])  # kept apart from the timed calls
-    except Exception as exc:  # noqa: BLE001 (a method not available yet is a pending row)
-        row["status"] = f"pending: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-        log(f"  {spec.name:34s} {row['status']}")
-        return row
+    t0 = time.perf_counter()
+    runner: Any = (SalvoRunner(group, spec) if spec.toolkit == "salvo"
+                   else ReferenceRunner(ctx["xai"], group, spec))
+    row["setup_seconds"] = time.perf_counter() - t0
+    runner.warm_up(spec, images[0])  # kept apart from the timed calls
     row["status"] = "ok"
     blackbox = spec.mode == ExplainMode.BLACKBOX
     # the bound is sampled right before and right after every black-box explanation
@@ -473,8 +448,8 @@ def _bracketed(bound: BoundLoop, work: Any, images: int) -> dict[str, float]:
             "cpu_ms": work_cpu, "bound_cpu_ms": bound_cpu, "cpu_ratio": bound_cpu / work_cpu}
 
 
-def bench_speed(group: Group, quick: bool, log: Any) -> dict[str, Any]:
-    num_maps = 100
+def bench_speed(group: Group, quick: bool, rounds: int) -> dict[str, Any]:
+    num_maps = QUICK_SPEED_MAPS if quick else 100
     steps = QUICK_SPEED_STEPS if quick else STEPS
     photos = group.images
     maps = smooth_maps(num_maps, 224, seed=0)
@@ -494,7 +469,7 @@ def bench_speed(group: Group, quick: bool, log: Any) -> dict[str, Any]:
                    "config": {k: str(v) for k, v in engine.config.items()}},
     }
 
-    # 1. whole 100-map evaluations, each bracketed by bound images
+    # 1. whole evaluations of all the maps, each bracketed by bound images
     whole, host_ms = [], []
     holder: dict[str, Any] = {}
 
@@ -503,15 +478,15 @@ def bench_speed(group: Group, quick: bool, log: Any) -> dict[str, Any]:
         holder["res"] = metric.evaluate_maps(maps, classes, images, steps)
         host_ms.append(1000 * (time.thread_time() - cpu0) / items)
 
-    for r in range(1 if quick else 3):
+    for r in range(rounds):
         whole.append(_bracketed(bound, run_all, items))
         w = whole[-1]
-        log(f"  100 maps, round {r}: bound {w['bound_ips']:.1f} img/s, salvo {w['ips']:.1f} "
+        log(f"  {num_maps} maps, round {r}: bound {w['bound_ips']:.1f} img/s, salvo {w['ips']:.1f} "
             f"img/s (ratio {w['ratio']:.3f}); CPU per image bound {w['bound_cpu_ms']:.2f} ms, "
             f"salvo {w['cpu_ms']:.2f} ms (host thread {host_ms[-1]:.3f} ms)")
     results = holder["res"]
     # 2. finer interleaving: chunks of maps, each bracketed (--quick: 4 chunks of 10 maps)
-    chunk, chunked_maps = (10, 40) if quick else (5, num_maps)
+    chunk, chunked_maps = (10, num_maps) if quick else (5, num_maps)
     chunks = []
     for c in range(0, chunked_maps, chunk):
         sl = slice(c, c + chunk)
@@ -585,13 +560,8 @@ def _toolkit(r: dict) -> str:
     return "salvo" if r["toolkit"] == "salvo" else f"**reference** ({REFERENCE_NAME})"
 
 
-def markdown(rows: list[dict], speed: dict | None, meta: dict) -> str:
-    lines = [f"# Quality benchmark{' (--quick)' if meta['quick'] else ''}", ""]
-    lines += [(f"Run {meta['date']} on {meta['machine']}; salvo {meta['salvo']}, OpenVINO "
-              f"{meta['openvino']}; f32; {STEPS} insertion/deletion steps; "
-              f"{meta['wall_seconds']:.0f} s in all. Load average of the machine (other jobs "
-              f"share it): {meta['load_start']} at the start, {meta['load_end']} at the end, "
-              "so absolute times are noisy; ratios are measured side by side."), ""]
+def markdown(rows: list[dict], speed: dict | None, meta: dict, header: str) -> str:
+    lines = ["# Quality", "", header, "", f"f32; {STEPS} insertion/deletion steps.", ""]
     lines += [("Means over the images of each row (`images`). PG: pointing game (planted "
               "regions; hand-drawn boxes of `benchmarks/boxes.json` on the photos, over the "
               "photos whose top-1 class the boxes were drawn for; `n` maps scored; chance level "
@@ -608,32 +578,29 @@ def markdown(rows: list[dict], speed: dict | None, meta: dict) -> str:
               "process's CPU time per explanation (all threads), and in brackets the bound's "
               "CPU time for as many inferences; it moves much less with the load of other jobs "
               "than wall-clock time does."), ""]
-    lines += [(f"**Reference rows** ({REFERENCE_NAME}, imported through "
-               "`benchmarks/_reference.py`): same preset, hence the same budget (RISE: "
+    lines += [(f"**Reference rows** ({REFERENCE_NAME}, imported by "
+               "`salvo.testing.reference`): same preset, hence the same budget (RISE: "
                "num_masks and num_cells; AISE: iterations per kernel and kernel widths), as the "
                "salvo row above them; its model is compiled as the toolkit does it (latency "
                "hint) plus the f32 precision hint, and it runs one synchronous inference per "
                "mask or perturbation (its tqdm bar disabled); its inferences are counted at its "
                "`model_forward`. There is no reference row for RISE with `tolerance` (the "
-               "reference has no such option). "
+               "reference has no such option). `r vs salvo`: the median over images of the "
+               "Pearson correlation of the reference's map with salvo's at the same preset. "
                + (f"With --quick the reference explains only the photo(s) "
                   f"{meta['reference_images']} (and every planted class) to keep the run "
                   "short: compare it with salvo's per-image rows below."
                   if meta["quick"] else "It explains the same images as salvo.")), ""]
-    lines += [("| model | toolkit | method | images | PG (n) | Ins ↑ | Del ↓ | Ins − Del "
-               "| ADCC ↑ | inferences | s / explanation | bound s | CPU s (bound) |"),
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if r["status"] != "ok":
-            lines.append(f"| {r['group']} | {_toolkit(r)} | {r['method']} | | {r['status']} "
-                         "| | | | | | | | |")
-            continue
-        lines.append(
-            f"| {r['group']} | {_toolkit(r)} | {r['method']} | {r['num_images']} | "
-            f"{_f(r['pointing_game'], 2)} ({r['pointing_game_n']}) | {_f(r['insertion'])} | "
-            f"{_f(r['deletion'])} | {_f(r['insertion'] - r['deletion'])} | {_f(r['adcc'])} | "
-            f"{r['inferences']:.0f} | {r['seconds']:.3f} | {_f(r['bound_seconds'])} | "
-            f"{_cpu(r)} |")
+    lines.append(table([r for r in rows if r["status"] == "ok"], [
+        ("model", "group"), ("toolkit", _toolkit), ("method", "method"),
+        ("images", "num_images"),
+        ("PG (n)", lambda r: f"{_f(r['pointing_game'], 2)} ({r['pointing_game_n']})"),
+        ("Ins ↑", lambda r: _f(r["insertion"])), ("Del ↓", lambda r: _f(r["deletion"])),
+        ("Ins − Del", lambda r: _f(r["insertion"] - r["deletion"])),
+        ("ADCC ↑", lambda r: _f(r["adcc"])), ("inferences", lambda r: f"{r['inferences']:.0f}"),
+        ("s / explanation", lambda r: f"{r['seconds']:.3f}"),
+        ("bound s", lambda r: _f(r["bound_seconds"])), ("CPU s (bound)", _cpu),
+        ("r vs salvo", lambda r: _f(r.get("pearson_vs_salvo")))]))
     lines += ["", "## Per image", "", ("| model | toolkit | method | image | class | PG | Ins "
               "| Del | ADCC | inferences | s | bound s | CPU s (bound) |"),
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -666,7 +633,7 @@ def markdown(rows: list[dict], speed: dict | None, meta: dict) -> str:
             "",
             "| path | × bound (wall clock) | × bound (CPU per image) | notes |",
             "|---|---|---|---|",
-            ("| **salvo `InsertionDeletionAUC.evaluate_maps`**, whole 100-map runs | **"
+            (f"| **salvo `InsertionDeletionAUC.evaluate_maps`**, whole {s['maps']}-map runs | **"
              + ", ".join(f"{w['ratio']:.3f}" for w in s["whole_runs"]) + "** | "
              + ", ".join(f"{w['cpu_ratio']:.3f}" for w in s["whole_runs"]) + " | "
              f"{s['salvo_ips_median']:.1f} img/s vs bound {s['bound_ips_median']:.1f}; "
@@ -771,38 +738,48 @@ def _boxes(ax: Any, boxes: list[list[int]] | None) -> None:
 # ------------------------------------------------------------------------------ main
 
 
+def agreement(rows: list[dict]) -> None:
+    """On every reference row: the median Pearson correlation of its maps with salvo's for the
+    same images, model and method (``pearson_vs_salvo``)."""
+    salvo_rows = {(r["group"], r["method"]): r for r in rows
+                  if r["toolkit"] == "salvo" and r["status"] == "ok"}
+    for r in rows:
+        mine = salvo_rows.get((r["group"], r["method"]))
+        if r["toolkit"] != "reference" or mine is None:
+            continue
+        theirs = {e["image"]: m for e, m in zip(mine["images"], mine["maps"])}
+        values = [pearson(np.asarray(m, np.float64), np.asarray(theirs[e["image"]], np.float64))
+                  for e, m in zip(r["images"], r["maps"]) if e["image"] in theirs]
+        r["pearson_vs_salvo_per_image"] = values
+        r["pearson_vs_salvo"] = float(np.median(values)) if values else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"photos {', '.join(QUICK_PHOTOS)} (the reference on the first "
-                             f"{QUICK_REFERENCE_PHOTOS}), the speed presets and RISE with "
-                             "tolerance only, shorter speed runs (under 5 minutes)")
-    parser.add_argument("--no-reference", action="store_true",
-                        help=f"leave out the reference's rows ({REFERENCE_NAME})")
-    parser.add_argument("--out-dir", type=Path, default=HERE / "results")
-    parser.add_argument("--skip-speed", action="store_true", help="quality part only")
-    parser.add_argument("--skip-quality", action="store_true", help="speed part only")
-    args = parser.parse_args(argv)
+    p = parser(__doc__.split("\n\n")[0], rounds=3, quick_rounds=1, devices=False)
+    p.add_argument("--photos", nargs="+", default=None, choices=SAMPLE_IMAGES,
+                   help=f"photos to explain (default all; --quick: {' '.join(QUICK_PHOTOS)}, the "
+                        f"reference on the first {QUICK_REFERENCE_PHOTOS})")
+    p.add_argument("--methods", nargs="+", default=["activationmap", "reciprocam", "rise", "aise"],
+                   choices=["activationmap", "reciprocam", "rise", "aise"])
+    p.add_argument("--presets", nargs="+", default=None, choices=["speed", "balance", "quality"],
+                   help="black-box presets (default all; --quick: speed)")
+    p.add_argument("--skip-speed", action="store_true", help="quality part only")
+    p.add_argument("--skip-quality", action="store_true", help="speed part only")
+    p.epilog = "--rounds: whole runs over all the maps in the speed part (100 maps; --quick 40)."
+    args = finish_args(p.parse_args(argv))
+    presets = args.presets or (["speed"] if args.quick else ["speed", "balance", "quality"])
     faulthandler.enable()  # a native crash leaves a traceback
     logging.getLogger("salvo").setLevel(logging.ERROR)
     warnings.simplefilter("ignore", UserWarning)
-    start = time.perf_counter()
-    load_start = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    report = Report("quality", args)
 
-    def log(message: str) -> None:
-        print(f"[{time.perf_counter() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-    names = list(QUICK_PHOTOS if args.quick else SAMPLE_IMAGES)
+    names = args.photos or list(QUICK_PHOTOS if args.quick else SAMPLE_IMAGES)
     photos, skipped = photo_group(names)
     planted = planted_group()
     groups = [planted, photos]
-    xai = None
-    if not args.no_reference and not args.skip_quality and reference_available():
-        os.environ.setdefault("TQDM_DISABLE", "1")  # its per-mask progress bar, as salvo's
-        xai = load_reference()
-        logging.getLogger("openvino_xai").setLevel(logging.ERROR)
-    specs = [s for s in method_specs(args.quick)
-             if not (args.no_reference and s.toolkit == "reference")]
+    xai = None if args.skip_quality else reference(args)
+    specs = [s for s in method_specs(args.methods, presets)
+             if not (xai is None and s.toolkit == "reference")]
     rows: list[dict] = []
     reference_images = {}
     for group in [] if args.skip_quality else groups:
@@ -819,13 +796,14 @@ def main(argv: list[str] | None = None) -> int:
                                              "INFERENCE_PRECISION_HINT": F32}, 4),
         }
         for spec in specs:
-            rows.append(run_method(group, spec, ctx, log))
+            rows.append(run_method(group, spec, ctx))
         ctx.clear()  # release the group's compiled models
         gc.collect()
+    agreement(rows)
     speed = None
     if not args.skip_speed:
-        log("insertion/deletion speed, 100 maps")
-        speed = bench_speed(photos, args.quick, log)
+        log("insertion/deletion speed")
+        speed = bench_speed(photos, args.quick, args.rounds)
         gc.collect()
 
     boxes = json.loads((HERE / "boxes.json").read_text())["photos"]
@@ -837,30 +815,18 @@ def main(argv: list[str] | None = None) -> int:
                 mask[y:y + h + 1, x:x + w + 1] = True
             box_area[img.name] = float(mask.mean())
     meta = {
-        "quick": args.quick, "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.processor() or platform.machine()}, "
-                   f"{len(os.sched_getaffinity(0))} cores",
-        "salvo": build_info().get("salvo", "?"),
-        "openvino": ov.__version__.split("-")[0], "skipped": skipped, "box_area": box_area,
+        "quick": args.quick, "skipped": skipped, "box_area": box_area,
         "image_notes": [{"image": i.name, "note": i.note} for g in groups for i in g.images],
         "reference_images": ", ".join(reference_images.get(photos.name, [])) or "none",
         "reference": (REFERENCE_NAME if xai is not None else "not run"),
-        "wall_seconds": time.perf_counter() - start,
-        "load_start": load_start, "load_end": ", ".join(f"{v:.1f}" for v in os.getloadavg()),
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "quality_quick" if args.quick else "quality"
-    grid_png(rows, groups, args.out_dir / f"{stem}_grid.png")
-    meta["wall_seconds"] = time.perf_counter() - start
-    text = markdown(rows, speed, meta)
-    (args.out_dir / f"{stem}.md").write_text(text + "\n")
+    if rows:
+        grid_png(rows, groups, report.path.with_name(report.path.stem + "_grid.png"))
     clean = [{k: v for k, v in r.items() if k != "maps"} for r in rows]
-    (args.out_dir / f"{stem}.json").write_text(
-        json.dumps({"meta": meta, "rows": clean, "speed": speed}, indent=1, default=str) + "\n")
-    print(text)
-    log(f"wrote {args.out_dir / stem}.md, .json, _grid.png")
+    report.write({"notes": meta, "rows": clean, "speed": speed},
+                 lambda rep: markdown(rows, speed, meta, rep.header()))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""RISE map quality per inference: salvo's centered estimator vs plain RISE (issue 4, item 5).
+"""RISE map quality per inference: salvo's centered estimator against plain RISE.
 
 For each photo (EfficientNet-Lite0 at 224x224, f32, its top-1 class, num_cells 8, prob 0.5):
 
@@ -17,23 +17,22 @@ For each photo (EfficientNet-Lite0 at 224x224, f32, its top-1 class, num_cells 8
 3. **Inferences to a quality q** (0.9, 0.95): the first count from which a run's curve stays
    >= q to the end of the run (median over runs); when a run ends below q, the count is
    extrapolated from a fit ``1/r^2 = a + b/n`` over the run (marked ``~``).
-4. **Time to quality**: inferences needed x seconds per mask, each measured in this invocation
-   on the same machine: salvo = one Explainer call (f32, its default engine and estimator,
-   one target, 2000 masks); the reference (openvino-xai 1.1.0, compiled f32, plain RISE) =
-   200 masks. So the reference's time is *masks needed by plain RISE x the reference's measured
+4. **Time to quality**: inferences needed x seconds per mask, measured in this invocation in
+   ``--rounds`` interleaved rounds: salvo = one Explainer call (its default engine and
+   estimator, one target, 2000 masks); the reference (openvino-xai 1.1.0, plain RISE) = 200
+   masks; both in f32 (the reference's model recompiled with the precision hint) and at the
+   device defaults. So the reference's time is *masks needed by plain RISE x the reference's
    seconds per mask*, and salvo's is *masks needed by the centered estimator x salvo's*.
-   The same at the device defaults (bf16 for both) is reported beside it.
 5. On coffee: the reference's own map with 10 000 masks (f32, seed 0; cached as .npy) against
    the converged map, beside salvo's with 1000 masks (default estimator, seeds 0-4).
 
-Resumable: each photo's results go to ``benchmarks/results/rise_quality_photos/<photo>.json``;
-the summary (JSON, Markdown, PNG of the curves) is rebuilt from all photos done so far.
+Resumable: each photo's curves go to ``benchmarks/results/rise_quality_photos/<photo>.json``
+(``--quick``: under ``results/quick/``); every invocation does the photos not done yet (or those
+of ``--photos``), measures the seconds per mask and rebuilds the summary (JSON, Markdown and a
+PNG of the curves) from all photos done so far. With every photo done, a run only re-times and
+rebuilds the summary.
 
-    python benchmarks/bench_rise_quality.py [--quick] [--photos coffee chelsea ...]
-    python benchmarks/bench_rise_quality.py --speeds-only 3   # re-time, rebuild the summary
-
-Time ratios in the summary use ``results/rise_quality_speeds.json`` when present (salvo and the
-reference timed in interleaved rounds by ``--speeds-only``), else the per-invocation timings.
+    python benchmarks/bench_rise_quality.py [--quick] [--photos coffee chelsea ...] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -41,33 +40,35 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TQDM_DISABLE", "1")  # the reference's per-mask progress bar
-
 import numpy as np
-import openvino as ov
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
 import salvo
-from _common import lite0_at, loadavg, pearson
-from _reference import load_reference, reference_available
+from _common import (
+    RESULTS,
+    Report,
+    Sample,
+    blas_one_thread,
+    finish_args,
+    interleaved,
+    log,
+    logits,
+    model_case,
+    paired,
+    parser,
+    pearson,
+    reference,
+    reference_explainer,
+    span,
+)
 from salvo.inference import get_core
 from salvo.kernels import rise_masks
 from salvo.methods.black_box.rise import RISE, Accumulator, resolve_params
 from salvo.zoo import SAMPLE_IMAGES, efficientnet_lite0_preprocess, sample_image
 
-RESULTS = HERE / "results"
 CONVERGED = RESULTS / "converged"
-PHOTO_DIR = RESULTS / "rise_quality_photos"
 SIZE = 224
 NUM_CELLS = 8
 PROB = 0.5
@@ -77,12 +78,8 @@ CHECK_EVERY = 64
 NUM_CLASSES = 1000
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')} load {loadavg()}] {msg}", file=sys.stderr, flush=True)
-
-
-def logits_only(outputs: Any) -> np.ndarray:
-    return outputs[0]
+def lite0_at(size: int) -> Any:
+    return model_case(f"lite0@{size}").model()
 
 
 def logits_and_softmax(outputs: Any) -> np.ndarray:
@@ -90,18 +87,6 @@ def logits_and_softmax(outputs: Any) -> np.ndarray:
     z = np.asarray(outputs[0], np.float32)
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return np.concatenate([z, e / e.sum(axis=1, keepdims=True)], axis=1)
-
-
-@contextmanager
-def blas_one_thread() -> Iterator[None]:
-    """NumPy's BLAS on one thread (so it does not fight OpenVINO for the 2 cores)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def top1(x: np.ndarray) -> tuple[int, float]:
@@ -145,7 +130,7 @@ class Runner:
     the engine's batch size or number of requests)."""
 
     def __init__(self, batch_size: int = 1, num_requests: int = 4) -> None:
-        self.rise = RISE(lite0_at(SIZE), logits_and_softmax, "CPU", precision="f32",
+        self.rise = RISE(lite0_at(SIZE), logits_and_softmax, precision="f32",
                          progress=False, batch_size=batch_size, num_requests=num_requests)
 
     def run(self, x: np.ndarray, c: int, seed: int, num_masks: int, on_check: Any = None,
@@ -301,59 +286,51 @@ def spearman_brown(half_r: float) -> float:
 # ----------------------------------------------------------------------------- timings
 def salvo_explainer(precision: str | None) -> Any:
     """salvo's Explainer as a user builds it (default engine), RISE, one image at a time."""
-    return salvo.Explainer(lite0_at(SIZE), salvo.Task.CLASSIFICATION, postprocess_fn=logits_only,
+    return salvo.Explainer(lite0_at(SIZE), salvo.Task.CLASSIFICATION, postprocess_fn=logits,
                            explain_mode=salvo.ExplainMode.BLACKBOX,
                            explain_method=salvo.Method.RISE, inference_precision=precision,
                            progress=False)
 
 
-def reference_explainer(xai: Any, precision: str | None) -> Any:
-    ref = xai.Explainer(model=lite0_at(SIZE), task=xai.Task.CLASSIFICATION,
-                        postprocess_fn=logits_only,
-                        explain_mode=xai.explainer.ExplainMode.BLACKBOX,
-                        explain_method=xai.Method.RISE)
-    if precision:
-        ref.method._model_compiled = ov.Core().compile_model(
-            ref.method._model, "CPU", {"INFERENCE_PRECISION_HINT": precision})
-    return ref
+def ref_rise(xai: Any, precision: str | None) -> Any:
+    """The reference's RISE Explainer on Lite0 (its defaults; ``precision``: recompiled)."""
+    return reference_explainer(xai, lite0_at(SIZE), salvo.Task.CLASSIFICATION,
+                               salvo.Method.RISE, logits, precision)
 
 
-def measure_speeds(xai: Any | None, quick: bool, rounds: int = 1) -> dict:
-    """Seconds per mask (one target, num_cells 8, coffee), salvo and the reference, measured
-    in interleaved rounds (every variant once per round, back to back)."""
+def measure_speeds(xai: Any | None, quick: bool, rounds: int) -> dict:
+    """Seconds per inference (one target, num_cells 8, coffee) of salvo and the reference, in
+    f32 and at the device defaults, in interleaved rounds; the reference / salvo ratios are
+    paired per round."""
     x = efficientnet_lite0_preprocess(sample_image("coffee"), size=SIZE)
-    n_salvo = 1000 if quick else 2000
-    n_ref = 60 if quick else 200
-    out: dict[str, Any] = {"load_before": loadavg(), "salvo_masks": n_salvo, "rounds": rounds,
-                           "when": _dt.datetime.now().isoformat(timespec="seconds")}
-    calls: dict[str, tuple[Any, int]] = {}
-    for prec, key in (("f32", "f32"), (None, "default")):
-        calls[f"salvo_{key}"] = (salvo_explainer(prec), n_salvo)
-        if xai is not None:
-            calls[f"reference_{key}"] = (reference_explainer(xai, prec), n_ref)
-            out["reference_masks"] = n_ref
-    for fn, _ in calls.values():  # warm-up
-        fn(x, targets=0, num_masks=64, num_cells=NUM_CELLS, resize=False, colormap=False)
-    per_round: dict[str, list[float]] = {k: [] for k in calls}
-    for _ in range(rounds):
-        for key, (fn, n) in calls.items():
+    n_salvo = 500 if quick else 2000
+    n_ref = 40 if quick else 200
+
+    def call(fn: Any, n: int) -> Any:
+        def run() -> Sample:
             t0 = time.perf_counter()
-            e = fn(x, targets=0, num_masks=n, num_cells=NUM_CELLS, resize=False, colormap=False)
-            wall = time.perf_counter() - t0
-            inferences = getattr(e, "num_inferences", 0) or n + 1
-            per_round[key].append(wall / inferences)
-    for key, v in per_round.items():
-        out[key] = float(np.median(v))
-    out["per_round"] = per_round
+            e = fn(x, targets=0, num_masks=n, num_cells=NUM_CELLS, resize=False,
+                   colormap=False)
+            return Sample(time.perf_counter() - t0, getattr(e, "num_inferences", 0) or n)
+        return run
+
+    variants = {}
+    for prec, key in (("f32", "f32"), (None, "default")):
+        variants[f"salvo_{key}"] = call(salvo_explainer(prec), n_salvo)
+        if xai is not None:
+            variants[f"reference_{key}"] = call(ref_rise(xai, prec), n_ref)
+    measured = interleaved(variants, rounds, label="seconds per mask")
+    out: dict[str, Any] = {"salvo_masks": n_salvo, "rounds": rounds, "loads": measured["loads"],
+                           "when": _dt.datetime.now().isoformat(timespec="seconds")}
+    if xai is not None:
+        out["reference_masks"] = n_ref
+    for key, r in paired(measured).items():
+        out[key] = r["per_item"]["median"]
+        out[f"{key}_spread"] = r["per_item"]
     for key in ("f32", "default"):
-        if f"reference_{key}" in per_round:
-            out[f"paired_ratio_{key}"] = float(np.median(
-                [r / s_ for r, s_ in zip(per_round[f"reference_{key}"],
-                                         per_round[f"salvo_{key}"])]))
-    out["load_after"] = loadavg()
-    log("  seconds per mask: " + ", ".join(
-        f"{k} {v * 1e3:.2f} ms" for k, v in out.items() if isinstance(v, float)
-        and not k.startswith("paired")))
+        if f"reference_{key}" in variants:
+            out[f"paired_ratio_{key}"] = paired(measured, f"salvo_{key}")[
+                f"reference_{key}"]["over_baseline"]
     return out
 
 
@@ -365,7 +342,7 @@ def reference_map_10k(xai: Any | None, x: np.ndarray, c: int, truth: np.ndarray,
     if path.is_file():
         ref_map = np.load(path)
     elif xai is not None and not quick:
-        ref = reference_explainer(xai, "f32")
+        ref = ref_rise(xai, "f32")
         log("  reference: 10 000 masks on coffee (f32, once; cached)")
         t0 = time.perf_counter()
         m = ref.method.generate_saliency_map(x, target_indices=[c], num_masks=10_000,
@@ -387,8 +364,7 @@ def reference_map_10k(xai: Any | None, x: np.ndarray, c: int, truth: np.ndarray,
 
 
 # ----------------------------------------------------------------------------- per photo
-def do_photo(photo: str, args: argparse.Namespace, runner: Runner, xai: Any | None,
-             speeds: dict) -> dict:
+def do_photo(photo: str, args: argparse.Namespace, runner: Runner, xai: Any | None) -> dict:
     t_photo = time.perf_counter()
     x = efficientnet_lite0_preprocess(sample_image(photo), size=SIZE)
     c, p = top1(x)
@@ -408,7 +384,7 @@ def do_photo(photo: str, args: argparse.Namespace, runner: Runner, xai: Any | No
         "converged": {k: v for k, v in conv["meta"].items() if k != "runs"},
         "plain_truth_vs_centered_truth": {s: pearson(plain_truth[s], truth[s]) for s in SCORES},
         "quick": args.quick, "when": _dt.datetime.now().isoformat(timespec="seconds"),
-        "speeds": speeds, "runs": [],
+        "runs": [],
     }
     for k in range(args.runs):
         log(f"  {photo}: curve run seed {k}, {args.curve_masks} masks")
@@ -440,29 +416,16 @@ def runner_f32() -> RISE:
     """Plain one-target RISE (salvo's defaults except the tuned engine), f32."""
     global _RUNNER_F32
     if _RUNNER_F32 is None:
-        _RUNNER_F32 = RISE(lite0_at(SIZE), logits_only, "CPU", precision="f32", progress=False,
+        _RUNNER_F32 = RISE(lite0_at(SIZE), logits, precision="f32", progress=False,
                            batch_size=1, num_requests=4)
     return _RUNNER_F32
 
 
 # ----------------------------------------------------------------------------- summary
-def pooled_speeds(photos: list[dict]) -> dict[str, float]:
-    """Median per-mask seconds over the distinct invocations' measurements."""
-    distinct = {json.dumps(p["speeds"], sort_keys=True): p["speeds"] for p in photos}
-    keys = ("salvo_f32", "salvo_default", "reference_f32", "reference_default")
-    return {k: float(np.median([d[k] for d in distinct.values() if k in d])) for k in keys
-            if any(k in d for d in distinct.values())}
-
-
-def summarise(photos: list[dict], quick: bool) -> tuple[dict, str]:
+def summarise(photos: list[dict], sp: dict) -> dict:
+    """Masks and time to each quality per photo (``sp``: :func:`measure_speeds`), and their
+    medians and worst cases over the photos."""
     rows = []
-    speeds_file = RESULTS / ("rise_quality_speeds_quick.json" if quick else "rise_quality_speeds.json")
-    if speeds_file.is_file():
-        sp = json.loads(speeds_file.read_text())
-        sp["source"] = f"{speeds_file.name} ({sp['rounds']} interleaved rounds, {sp['when']})"
-    else:
-        sp = pooled_speeds(photos)
-        sp["source"] = "median of the per-invocation measurements"
     for r in photos:
         row: dict[str, Any] = {"photo": r["photo"], "class": r["class"], "label": r["label"]}
         for s in SCORES:
@@ -484,11 +447,6 @@ def summarise(photos: list[dict], quick: bool) -> tuple[dict, str]:
                     ref_d = pla["masks"] * sp["reference_default"]
                     row[f"{s}/{q}/reference_default_s"] = ref_d
                     row[f"{s}/{q}/time_ratio_default"] = ref_d / row[f"{s}/{q}/salvo_default_s"]
-                inv = r["speeds"]
-                if "reference_f32" in inv:
-                    row[f"{s}/{q}/time_ratio_invocation"] = (
-                        pla["masks"] * inv["reference_f32"]
-                        / ((cen["masks"] + 1) * inv["salvo_f32"]))
         row["half_correlation"] = r["converged"]["half_correlation"]
         row["n_half"] = r["converged"]["n_half"]
         row["plain_truth_vs_centered_truth"] = r["plain_truth_vs_centered_truth"]
@@ -510,7 +468,7 @@ def summarise(photos: list[dict], quick: bool) -> tuple[dict, str]:
     summary = {"rows": rows, "aggregate": agg, "seconds_per_mask": sp,
                "coffee_reference_10000": coffee.get("reference_10000") if coffee else None,
                "photos": [r["photo"] for r in photos]}
-    return summary, markdown(summary, photos, quick)
+    return summary
 
 
 def _n(v: float, measured: bool = True) -> str:
@@ -519,11 +477,13 @@ def _n(v: float, measured: bool = True) -> str:
     return f"{'' if measured else '~'}{v:,.0f}"
 
 
-def markdown(summary: dict, photos: list[dict], quick: bool) -> str:
+def markdown(summary: dict, header: str) -> str:
     lines: list[str] = []
     a = lines.append
     sp = summary["seconds_per_mask"]
-    a(f"# RISE map quality per inference{' (quick)' if quick else ''}")
+    a("# RISE map quality per inference")
+    a("")
+    a(header)
     a("")
     a(f"EfficientNet-Lite0 at {SIZE}x{SIZE}, f32, top-1 class of each photo, num_cells "
       f"{NUM_CELLS}, prob {PROB}. Quality = Pearson correlation with a converged map (two "
@@ -538,12 +498,13 @@ def markdown(summary: dict, photos: list[dict], quick: bool) -> str:
       "inferences x salvo's (one Explainer call, default engine and estimator, one target); "
       "the reference (openvino-xai 1.1.0) = plain-RISE masks needed x the reference's measured "
       "seconds per mask. f32 for both (the reference's model recompiled with the f32 hint); "
-      "`defaults` = both at the device default precision (bf16 here), masks needed as measured "
-      f"in f32. Seconds per mask from {sp.get('source')}: salvo f32 "
+      "`defaults` = both at the device default precision, masks needed as measured "
+      f"in f32. Seconds per inference, median of {sp['rounds']} interleaved rounds: salvo f32 "
       f"{sp['salvo_f32'] * 1e3:.2f} ms, salvo default {sp['salvo_default'] * 1e3:.2f} ms"
       + (f", reference f32 {sp['reference_f32'] * 1e3:.2f} ms, reference default "
-         f"{sp['reference_default'] * 1e3:.2f} ms" if "reference_f32" in sp else "")
-      + (f" (load {sp['load_before']} -> {sp['load_after']})" if "load_before" in sp else "")
+         f"{sp['reference_default'] * 1e3:.2f} ms; reference / salvo per inference, paired "
+         f"per round: f32 {span(sp['paired_ratio_f32'])}, defaults "
+         f"{span(sp['paired_ratio_default'])}" if "reference_f32" in sp else "")
       + ".")
     for s in SCORES:
         a("")
@@ -575,7 +536,8 @@ def markdown(summary: dict, photos: list[dict], quick: bool) -> str:
             if f"{key}/ratio_median" in agg:
                 a("")
                 text = (f"To {q}: inferences plain/centered median "
-                        f"{agg[f'{key}/ratio_median']:.1f}x, worst {agg[f'{key}/ratio_worst']:.1f}x")
+                        f"{agg[f'{key}/ratio_median']:.1f}x, "
+                        f"worst {agg[f'{key}/ratio_worst']:.1f}x")
                 if f"{key}/time_ratio_median" in agg:
                     text += (f"; time reference/salvo (f32) median "
                              f"{agg[f'{key}/time_ratio_median']:.0f}x, worst "
@@ -643,48 +605,34 @@ def plot(photos: list[dict], path: Path) -> None:
 
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="coffee, one short run, cached converged map if any (< 5 min)")
-    parser.add_argument("--photos", nargs="+", default=None, choices=SAMPLE_IMAGES,
-                        help="photos to (re)do; default: all not done yet (quick: coffee)")
-    parser.add_argument("--runs", type=int, default=None, help="curve runs per photo")
-    parser.add_argument("--curve-masks", type=int, default=None, help="masks per curve run")
-    parser.add_argument("--max-half", type=int, default=49152,
-                        help="most masks per half for a converged map")
-    parser.add_argument("--budget", type=float, default=1080,
-                        help="stop starting new photos after this many seconds")
-    parser.add_argument("--no-reference", action="store_true")
-    parser.add_argument("--speeds-only", type=int, default=0, metavar="ROUNDS",
-                        help="only measure seconds per mask (interleaved rounds) and rebuild "
-                             "the summary with them")
-    args = parser.parse_args(argv)
+    p = parser(__doc__.split("\n\n")[0], rounds=3, quick_rounds=1, devices=False)
+    p.add_argument("--photos", nargs="+", default=None, choices=SAMPLE_IMAGES,
+                   help="photos to (re)do; default: all not done yet (--quick: coffee)")
+    p.add_argument("--runs", type=int, default=None,
+                   help="curve runs per photo (default 2; --quick 1)")
+    p.add_argument("--curve-masks", type=int, default=None,
+                   help="masks per curve run (default 20480; --quick 4096)")
+    p.add_argument("--max-half", type=int, default=49152,
+                   help="most masks per half for a converged map")
+    p.add_argument("--budget", type=float, default=1080,
+                   help="stop starting new photos after this many seconds")
+    p.epilog = "--rounds: interleaved rounds of the seconds-per-mask measurement."
+    args = finish_args(p.parse_args(argv))
     if args.runs is None:
         args.runs = 1 if args.quick else 2
     if args.curve_masks is None:
         args.curve_masks = 4096 if args.quick else 20480
     t0 = time.perf_counter()
-    xai = None
-    if not args.no_reference and reference_available():
-        import logging
-
-        xai = load_reference()
-        logging.getLogger("openvino_xai").setLevel(logging.WARNING)
-    photo_dir = PHOTO_DIR if not args.quick else RESULTS / "rise_quality_quick_photos"
+    xai = reference(args)
+    report = Report("rise_quality", args)
+    photo_dir = report.path.parent / "rise_quality_photos"
     photo_dir.mkdir(parents=True, exist_ok=True)
     if args.photos is None:
-        todo = ["coffee"] if args.quick else [
-            p for p in SAMPLE_IMAGES if not (photo_dir / f"{p}.json").is_file()]
+        todo = [p for p in (["coffee"] if args.quick else SAMPLE_IMAGES)
+                if not (photo_dir / f"{p}.json").is_file()]
     else:
         todo = args.photos
     log(f"photos to do: {todo}")
-    if args.speeds_only:
-        todo = []
-        speeds = measure_speeds(xai, args.quick, args.speeds_only)
-        name = "rise_quality_speeds_quick.json" if args.quick else "rise_quality_speeds.json"
-        (RESULTS / name).write_text(json.dumps(speeds, indent=1))
-    else:
-        speeds = measure_speeds(xai, args.quick) if todo else {}
     runner = Runner()
     last = None
     for i, photo in enumerate(todo):
@@ -698,22 +646,18 @@ def main(argv: list[str] | None = None) -> int:
         except (ImportError, ModuleNotFoundError, OSError) as exc:
             log(f"{photo}: skipped ({exc})")
             continue
-        res = do_photo(photo, args, runner, xai, speeds)
+        res = do_photo(photo, args, runner, xai)
         (photo_dir / f"{photo}.json").write_text(json.dumps(res, default=float))
         last = res["seconds"]
         log(f"{photo}: done in {last:.0f} s")
+    del runner
+    speeds = measure_speeds(xai, args.quick, args.rounds)
     photos = [json.loads((photo_dir / f"{p}.json").read_text()) for p in SAMPLE_IMAGES
               if (photo_dir / f"{p}.json").is_file()]
-    summary, md = summarise(photos, args.quick)
-    stem = "rise_quality_quick" if args.quick else "rise_quality"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(
-        {"summary": summary, "load_end": loadavg(),
-         "when": _dt.datetime.now().isoformat(timespec="seconds")}, indent=1, default=float))
-    (RESULTS / f"{stem}.md").write_text(md)
+    summary = summarise(photos, speeds)
     if photos:
-        plot(photos, RESULTS / f"{stem}.png")
-    print(md)
-    print(f"total {time.perf_counter() - t0:.0f} s; wrote {RESULTS / stem}.{{json,md,png}}")
+        plot(photos, report.path.with_suffix(".png"))
+    report.write({"summary": summary}, lambda rep: markdown(summary, rep.header()))
     return 0
 
 

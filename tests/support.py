@@ -11,12 +11,12 @@ import importlib
 import importlib.util
 import os
 import re
-import sys
 import types
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from salvo.testing.reference import REFERENCE_INSTALL  # the reference's install command
 
 #: ``precision=`` / ``inference_precision=`` for results that must be reproducible.
 F32 = "f32"
@@ -24,9 +24,6 @@ F32 = "f32"
 F32_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 #: ImageNet's "espresso", the top-1 class of the coffee photo.
 ESPRESSO = 967
-
-#: The install command of the reference toolkit (its declared dependencies pin an old OpenVINO).
-REFERENCE_INSTALL = "pip install --no-deps openvino-xai==1.1.0"
 
 #: How a skip names what is missing: the words of :class:`salvo.zoo.MissingZooPackageError`.
 _MISSING = re.compile(
@@ -82,31 +79,13 @@ def require_zoo(key: str) -> None:
 def reference_toolkit() -> types.ModuleType:
     """Import the reference toolkit (openvino-xai 1.1) on today's OpenVINO, or skip.
 
-    openvino-xai 1.1 imports ``openvino.runtime``, which OpenVINO 2026 removed (it re-exported
-    the top-level API): modules under the old names point at the current ones. Tests only;
-    salvo never patches OpenVINO.
+    :func:`salvo.testing.reference.load_reference` is the one loader (``openvino.runtime``
+    stand-ins only while the toolkit imports); salvo never patches OpenVINO.
     """
     require("openvino_xai", REFERENCE_INSTALL, "Comparing with the reference toolkit")
-    import openvino
-    import openvino.opset10
-    import openvino.utils.data_helpers.wrappers as wrappers
+    from salvo.testing.reference import load_reference
 
-    for name, target in [
-        ("openvino.runtime", openvino),
-        ("openvino.runtime.opset10", openvino.opset10),
-        ("openvino.runtime.utils", openvino.utils),
-        ("openvino.runtime.utils.data_helpers", openvino.utils.data_helpers),
-        ("openvino.runtime.utils.data_helpers.wrappers", wrappers),
-    ]:
-        if name in sys.modules:
-            continue
-        module = types.ModuleType(name)
-        module.__dict__.update({k: v for k, v in vars(target).items() if not k.startswith("__")})
-        module.__path__ = []  # a package, so that submodules import
-        sys.modules[name] = module
-        parent, _, child = name.rpartition(".")
-        setattr(sys.modules[parent], child, module)
-    return importlib.import_module("openvino_xai")
+    return load_reference()
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """AISE map quality on the planted CNN: why class 1's insertion AUC falls below its deletion AUC.
 
-``benchmarks/results/quality_quick.md`` reports "AISE speed, planted c1: Ins 0.179, Del 0.305".
+``python benchmarks/bench_quality.py --quick`` reported "AISE speed, planted c1: Ins 0.179, Del
+0.305".
 These tests pin down the cause and show it is the method as the reference defines it, not a
 salvo bug:
 

@@ -56,6 +56,12 @@ def test_test_hooks_are_private_or_in_salvo_testing():
     assert set(hooks.__all__) == {"direct_minimize", "parallel_selftest", "rise_grid"}
 
 
+#: The one runtime use of salvo.testing: ``salvo bench --compare-reference`` loads the reference
+#: toolkit through the loader the tests and benchmarks use (its ``openvino.runtime`` stand-ins
+#: exist only while the toolkit imports), rather than keeping a second loader in the runtime.
+ALLOWED_TESTING_IMPORTS = {("cli/reference.py", "salvo.testing.reference")}
+
+
 def test_no_runtime_module_calls_a_test_hook():
     offenders = []
     for path in PACKAGE.rglob("*.py"):
@@ -68,8 +74,10 @@ def test_no_runtime_module_calls_a_test_hook():
         for node in ast.walk(ast.parse(text)):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.relative_to(PACKAGE)}: imports {n}" for n in names
-                          if n == "salvo.testing" or n.startswith("salvo.testing.")]
+            where = path.relative_to(PACKAGE).as_posix()
+            offenders += [f"{where}: imports {n}" for n in names
+                          if (n == "salvo.testing" or n.startswith("salvo.testing."))
+                          and (where, n) not in ALLOWED_TESTING_IMPORTS]
     assert offenders == []
 
 

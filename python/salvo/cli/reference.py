@@ -1,22 +1,18 @@
 """The reference toolkit (openvino-xai 1.1) timed next to salvo: ``salvo bench
 --compare-reference``.
 
-openvino-xai 1.1 imports ``openvino.runtime``, a namespace OpenVINO 2026 removed (it only
-re-exported the top-level API). :func:`load_reference` makes it importable again by registering
-alias modules; that patch of OpenVINO's namespace is confined to
-:func:`_install_openvino_runtime_aliases`, which nothing else calls.
+The toolkit is imported by :func:`salvo.testing.reference.load_reference`, the one loader the
+tests and the benchmark scripts use too: it lends openvino-xai the ``openvino.runtime`` names
+OpenVINO 2026 removed for the duration of its import only, so nothing of OpenVINO stays patched.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import logging
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -27,37 +23,13 @@ from tqdm import tqdm
 __all__ = ["load_reference", "time_reference"]
 
 
-def _install_openvino_runtime_aliases() -> None:
-    """Register ``openvino.runtime`` and the sub-modules openvino-xai 1.1 imports as modules
-    re-exporting today's ``openvino`` ones (names already registered are left alone)."""
-    import openvino.opset10
-    from openvino.utils.data_helpers import wrappers
-
-    def alias(name: str, target: Any) -> None:
-        if name in sys.modules:
-            return
-        module = types.ModuleType(name)
-        module.__dict__.update({k: v for k, v in vars(target).items() if not k.startswith("__")})
-        module.__path__ = []
-        sys.modules[name] = module
-        parent, _, child = name.rpartition(".")
-        if parent in sys.modules:
-            setattr(sys.modules[parent], child, module)
-
-    alias("openvino.runtime", ov)
-    alias("openvino.runtime.opset10", openvino.opset10)
-    alias("openvino.runtime.utils", ov.utils)
-    alias("openvino.runtime.utils.data_helpers", ov.utils.data_helpers)
-    alias("openvino.runtime.utils.data_helpers.wrappers", wrappers)
-
-
 def load_reference() -> Any | None:
-    """The reference toolkit ``openvino_xai`` (importable through
-    :func:`_install_openvino_runtime_aliases`), or ``None`` when it is not installed."""
-    if importlib.util.find_spec("openvino_xai") is None:
-        return None
-    _install_openvino_runtime_aliases()
-    return importlib.import_module("openvino_xai")
+    """The reference toolkit ``openvino_xai`` (:func:`salvo.testing.reference.load_reference`),
+    or ``None`` when it is not installed."""
+    from salvo.testing.reference import load_reference as load
+    from salvo.testing.reference import reference_available
+
+    return load() if reference_available() else None
 
 
 def _quiet_reference(xai: Any) -> None:

@@ -137,6 +137,14 @@ class _LabelIndex:
                     self.synonym.setdefault(part, []).append(i)
 
     def match(self, name: str, argument: str) -> int:
+        """The class index of label ``name`` (see :func:`match_label` for the rules: the exact
+        label, then ignoring case and runs of spaces, then a comma-separated synonym).
+
+        Raises
+        ------
+        ValueError
+            ``name`` names no class, or several (naming ``argument`` and the candidates).
+        """
         key = _normal(name)
         for table, probe in ((self.exact, name), (self.normal, key), (self.synonym, key)):
             found = table.get(probe)

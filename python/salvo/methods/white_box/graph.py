@@ -140,6 +140,7 @@ def _const_value(out: ov.Output) -> np.ndarray | None:
 
 
 def static_dims(pshape: ov.PartialShape) -> list[int | None]:
+    """The dimensions of ``pshape`` (of static rank): their lengths, ``None`` where dynamic."""
     return [None if d.is_dynamic else d.get_length() for d in pshape]
 
 

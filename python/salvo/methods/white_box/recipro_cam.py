@@ -547,6 +547,15 @@ class ViTReciproCAMParams(MethodParams):
     num_blocks: int = 1
 
     def validate(self, height: int = 0, width: int = 0) -> ViTReciproCAMParams:
+        """Check every field (the input size does not matter); return a copy with canonical
+        types.
+
+        Raises
+        ------
+        ValueError
+            A flag that is not a bool, or ``num_blocks`` not an int >= 1 (naming it and the
+            value).
+        """
         return replace(self, use_gaussian=check_flag(self.use_gaussian, "use_gaussian"),
                        cls_token=check_flag(self.cls_token, "cls_token"),
                        final_norm=check_flag(self.final_norm, "final_norm"),
