@@ -34,6 +34,9 @@ from salvo.metrics.base import (
     min_max_unit,
     target_of,
 )
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import scaling  # noqa: F401
+from salvo.explainer.explanation import ONE_MAP_LAYOUTS, Explanation  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -332,8 +335,15 @@ class ADCC(BaseMetric):
 
 
 def _masked(image: np.ndarray, unit: np.ndarray) -> np.ndarray:
-    """``image * map`` (the map broadcast over channels), as the reference computes it."""
-    return image * (unit[:, :, None] if image.ndim == 3 else unit)
+    """``image * map`` (the map broadcast over channels), as the reference computes it; an
+    integer picture (uint8) stays one, rounded to its levels, so that the explainer re-explains
+    a picture the model takes (the reference hands OpenVINO the float product, which it
+    truncates into a uint8 input)."""
+    product = image * (unit[:, :, None] if image.ndim == 3 else unit)
+    if np.issubdtype(image.dtype, np.integer):
+        info = np.iinfo(image.dtype)
+        return np.clip(np.rint(product), info.min, info.max).astype(image.dtype)
+    return product
 
 
 def _check_range(class_idx: int, num_classes: int) -> None:

@@ -24,6 +24,9 @@ from openvino.utils.data_helpers.wrappers import OVDict
 from salvo._checks import as_real_array, fit_dtype
 from salvo.inference import InferenceEngine, read_model
 from salvo.methods.black_box.base import Scorer
+from salvo.common.utils import IdentityPreprocessFN
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.explainer.explanation import Explanation  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +48,8 @@ ImageFn = Callable[[int], np.ndarray]
 """``make(i)``: the i-th raw image to score (before ``preprocess_fn``)."""
 
 
-def identity(x: Any) -> Any:
-    """Default ``preprocess_fn``: the image is already the model input."""
-    return x
+#: Default ``preprocess_fn``: the image is already the model input (the reference's default).
+identity = IdentityPreprocessFN()
 
 
 def first_output(outputs: OVDict) -> np.ndarray:
@@ -194,7 +196,9 @@ def check_same_length(explanations: Sequence[Any], others: Sequence[Any], name: 
         raise TypeError(f"{name} must be a list with one entry per explanation, got "
                         f"{type(others).__name__}")
     if len(others) != len(explanations):
-        raise ValueError(
+        from salvo.errors import ArgumentError
+
+        raise ArgumentError(
             f"{name} has {len(others)} entries but there are {len(explanations)} explanations; "
             "give one per image"
         )

@@ -18,6 +18,10 @@ from salvo.errors import PostprocessWarning
 from salvo.errors import UninformativeMapWarning
 from salvo.inference import EngineConfig, InferenceEngine
 from salvo.methods.base import IDENTITY, MethodBase, MethodResult, Prediction
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common import Preset  # noqa: F401
+from salvo.common.utils import IdentityPreprocessFN  # noqa: F401
+from salvo.methods.black_box.utils import check_classification_output  # noqa: F401
 
 logger = logging.getLogger(__name__)
 

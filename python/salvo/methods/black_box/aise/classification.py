@@ -28,6 +28,17 @@ from salvo.methods.black_box.base import (
     predictions_for,
     warn_uninformative,
 )
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import (  # noqa: F401
+    IdentityPreprocessFN,
+    infer_size_from_image,
+    logger,
+    scaling,
+    sigmoid,
+)
+from salvo.methods.base import Prediction  # noqa: F401
+from salvo.methods.black_box.aise.base import AISEBase, GaussianPerturbationMask  # noqa: F401
+from salvo.methods.black_box.utils import check_classification_output  # noqa: F401
 
 __all__ = ["AISEClassification"]
 
