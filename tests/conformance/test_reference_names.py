@@ -33,23 +33,12 @@ import pytest
 NAMES_FILE = Path(__file__).parents[1] / "data" / "reference" / "reference_names.json"
 REFERENCE: dict[str, list[dict[str, Any]]] = json.loads(NAMES_FILE.read_text())
 
-TORCH_LATER = "needs PyTorch; the torch path (TorchReciproCAM & co.) is planned separately"
-NO_LOGGING_SETUP = (
-    "the reference installs a stderr handler and INFO level on its logger at import; salvo, a "
-    "library, configures no logging (what a caller can act on is a warning); `logger` exists"
-)
-
-#: ``(module, name)`` (``"*"``: the whole module) -> why salvo does not provide it.
+#: ``(module, name)`` (``"*"``: the whole module) -> why salvo does not provide it (shared with
+#: the migration guide's generator, tools/migration_table.py).
 EXCLUDED: dict[tuple[str, str], str] = {
-    ("openvino_xai.methods.white_box.torch", "*"): TORCH_LATER,
-    ("openvino_xai.utils.torch", "*"): TORCH_LATER + " (a stand-in for `torch`, not an API)",
-    ("openvino_xai.utils", "torch"): TORCH_LATER + " (a stand-in for `torch`, not an API)",
-    ("openvino_xai.common.utils", "handler"): NO_LOGGING_SETUP,
-    ("openvino_xai.common.utils", "formatter"): NO_LOGGING_SETUP,
-    ("openvino_xai.common.utils", "retrieve_otx_model"): (
-        "downloads OTX test models from the internet (the reference calls it 'not a part of "
-        "product'); salvo's offline models are in salvo.zoo"
-    ),
+    (module, name): reason
+    for module, names in json.loads((NAMES_FILE.parent / "not_provided.json").read_text()).items()
+    for name, reason in names.items()
 }
 
 #: ``(module, name)`` -> a deliberate difference of value (constants).
@@ -292,3 +281,24 @@ def test_name_imports_from_the_reference_path(module, entry):
 def test_excluded_torch_modules_say_what_is_missing():
     with pytest.raises(ImportError):
         importlib.import_module("salvo.methods.white_box.torch")
+
+
+def test_migration_guide_lists_every_name():
+    """docs/migration.md's name table is tools/migration_table.py's output for the list."""
+    import importlib.util
+
+    root = Path(__file__).parents[2]
+    spec = importlib.util.spec_from_file_location("migration_table",
+                                                  root / "tools" / "migration_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.update(check=True), "run python tools/migration_table.py"
+    guide = (root / "docs" / "migration.md").read_text()
+    for module_name, entries in REFERENCE.items():
+        assert f"`{salvo_path(module_name)}`" in guide
+        for entry in entries:
+            assert f"`{entry['name']}`" in guide
+    # the deliberate differences of the name test are in the guide too
+    for phrase in ("VITRECIPROCAM", "estimator=\"plain\"", "argsort", "overlay_weight",
+                   "ModelTypeError", "ArgumentError", "MapShapeError", "IgnoredArgumentWarning"):
+        assert phrase in guide, phrase
