@@ -264,7 +264,6 @@ def _process_float(
         for x in range(out_w):
             rows[i, x] = (np.float32(raw[i, xi[x, 0]]) * xw[x, 0]
                           + np.float32(raw[i, xi[x, 1]]) * xw[x, 1])
-    row = np.empty(out_w, dtype=np.float32)
     lo = np.float32(np.inf)
     hi = np.float32(-np.inf)
     for y in range(out_h):

@@ -21,7 +21,7 @@ from salvo.methods.base import IDENTITY, MethodBase, MethodResult, Prediction
 # The reference toolkit's names in this module (re-exported, as it does).
 from salvo.common import Preset  # noqa: F401
 from salvo.common.utils import IdentityPreprocessFN  # noqa: F401
-from salvo.methods.black_box.utils import check_classification_output  # noqa: F401
+from salvo.methods.black_box.utils import check_classification_output
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +112,6 @@ class BlackBoxXAIMethod(MethodBase):
         """``postprocess_fn`` of the model's outputs for one preprocessed input, as the
         reference returns it (``(1, num_classes)``; checked by
         :func:`~salvo.methods.black_box.utils.check_classification_output`)."""
-        from salvo.methods.black_box.utils import check_classification_output
-
         logits = self.postprocess_fn(self.unmasked_outputs(np.asarray(data_preprocessed)))
         check_classification_output(logits)
         return logits

@@ -37,7 +37,7 @@ from salvo.common.utils import (  # noqa: F401
     sigmoid,
 )
 from salvo.methods.base import Prediction  # noqa: F401
-from salvo.methods.black_box.aise.base import AISEBase, GaussianPerturbationMask  # noqa: F401
+from salvo.methods.black_box.aise.base import GaussianPerturbationMask  # noqa: F401
 from salvo.methods.black_box.utils import check_classification_output  # noqa: F401
 
 __all__ = ["AISEClassification"]
