@@ -436,3 +436,22 @@ def test_export_to_ir(tmp_path):
         except ImportError:
             with pytest.raises(ImportError, match="PyTorch"):
                 export_to_onnx(object(), tmp_path / "m.onnx", None, False)
+
+
+def test_adcc_re_explains_a_masked_uint8_picture():
+    """The guide's metrics snippet: a model taking uint8 pictures, a preprocess_fn that passes
+    the (float) masked picture on; salvo rounds it for the explainer instead of refusing it."""
+    from salvo.metrics import ADCC
+
+    pm = planted_cnn(layout="NHWC", element_type="u8")
+    image = (planted_image(pm, "random", 5)[0]).astype(np.uint8)
+    explainer = salvo.Explainer(pm.model, Task.CLASSIFICATION, preprocess_fn=lambda x: x[None],
+                                explain_mode=salvo.ExplainMode.WHITEBOX, precision="f32")
+    explanation = explainer(image, targets=1, colormap=False)
+    adcc = ADCC(pm.model, lambda x: x[None], lambda o: np.asarray(o[0]), explainer,
+                precision="f32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", salvo.errors.MetricWarning)
+        result = adcc.evaluate([explanation], [image])
+    assert set(result) == {"adcc", "coherency", "complexity", "average_drop"}
+    assert 0.5 < result["coherency"] <= 1.0  # the same method on the masked picture agrees
