@@ -32,10 +32,9 @@ The reference toolkit's own functions are here too, with its arguments and resul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import logging
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import cv2
@@ -57,6 +56,7 @@ from salvo.explainer.maps import (
     normalise_target_key,
     scale_to_uint8,
 )
+from salvo.kernels.colour import jet_lut_rgb, overlay_table
 from salvo.methods.base import Prediction
 
 logger = logging.getLogger(__name__)
@@ -329,65 +329,6 @@ def _check_size(output_size: Any) -> tuple[int, int]:
     return out_h, out_w
 
 
-_JET_LUT: np.ndarray | None = None
-
-
-def jet_lut_rgb() -> np.ndarray:
-    """The JET colour map as OpenCV draws it, in RGB order.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(256, 3)`` uint8, C-contiguous; row ``v`` is the RGB colour of grey level ``v``
-        (``cv2.applyColorMap(v, COLORMAP_JET)`` converted BGR→RGB). Built once and cached;
-        treat it as read-only.
-    """
-    global _JET_LUT
-    if _JET_LUT is None:
-        import cv2
-
-        grey = np.arange(256, dtype=np.uint8).reshape(256, 1)
-        bgr = cv2.applyColorMap(grey, cv2.COLORMAP_JET).reshape(256, 3)
-        lut = np.ascontiguousarray(bgr[:, ::-1])
-        lut.setflags(write=False)
-        _JET_LUT = lut
-    return _JET_LUT
-
-
-_TABLES: dict[float, np.ndarray] = {}
-
-
-def overlay_table(overlay_weight: float) -> np.ndarray:
-    """The overlay blend of a JET colour and an image value, for every pair.
-
-    Parameters
-    ----------
-    overlay_weight
-        Weight of the saliency map, in [0, 1].
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(256, 3, 256)`` uint8, read-only: ``table[g, c, v] = rint(overlay_weight *
-        jet[g, c] + (1 - overlay_weight) * v)`` clipped to 0..255, where ``jet[g]`` is the RGB
-        colour of grey level ``g`` and ``v`` the image's value in channel ``c``. The products
-        and the sum are float64, as ``rint(w * colour + (1 - w) * image)`` computed on whole
-        float64 arrays. Cached per weight.
-    """
-    weight = float(overlay_weight)
-    table = _TABLES.get(weight)
-    if table is None:
-        colour = weight * jet_lut_rgb().astype(np.float64)  # (256, 3)
-        image = (1.0 - weight) * np.arange(256, dtype=np.float64)  # (256,)
-        blend = np.rint(colour[:, :, None] + image[None, None, :])
-        table = np.clip(blend, 0.0, 255.0).astype(np.uint8)
-        table.setflags(write=False)
-        if len(_TABLES) > 64:
-            _TABLES.clear()
-        _TABLES[weight] = table
-    return table
-
-
 # ------------------------------------------------------------------------------- public entry
 
 
@@ -465,10 +406,15 @@ def process_saliency_maps(
     batched: bool | None = None,
     num_threads: int | None = None,
 ) -> dict[int | str, np.ndarray]:
-    """Post-process raw saliency maps for display (SPEC.md section 4).
+    """Post-process raw saliency maps for display.
 
-    The keyword names after ``targets`` are those of an ``Explainer`` call, so the Explainer
-    can forward its visualisation arguments unchanged.
+    Per map, in this order (the reference's Visualizer): bilinear resize to the output size in
+    the map's own dtype; min-max scaling to uint8 truncated as the reference does,
+    ``uint8(255 * (x - min) / (max - min + 1e-12))`` in float32 (a constant map gives zeros;
+    whenever any step is on, or with ``scaling``); JET colour map in RGB order; the overlay
+    blend ``rint(overlay_weight * colour + (1 - overlay_weight) * image)``. The keyword names
+    after ``targets`` are those of an ``Explainer`` call, so the Explainer can forward its
+    visualisation arguments unchanged.
 
     Parameters
     ----------

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import openvino as ov  # guide: import openvino.runtime as ov (gone in OpenVINO 2026)
 import salvo as xai
-from salvo.explainer.visualizer import colormap, overlay
+from salvo.explainer.visualizer import colormap, overlay  # noqa: F401 (the guide imports them)
 
 from _offline import image_path, model_xml
 
