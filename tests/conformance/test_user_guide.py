@@ -27,9 +27,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import salvo
+from support import require_zoo
 
 SNIPPETS = Path(__file__).parent / "snippets"
-PYTHON = Path(__file__).parents[2] / "python"
+#: the folder holding the salvo these tests import (a checkout's python/ or site-packages)
+SALVO_PARENT = str(Path(salvo.__file__).resolve().parents[1])
+
+# every snippet explains the zoo's EfficientNet-Lite0 (the detection example: its SSDLite)
+require_zoo("efficientnet_lite0")
 
 #: snippet -> the files it writes (relative to its working folder), as the reference writes them
 EXPECTED_FILES = {
@@ -73,6 +79,9 @@ EXAMPLES = {
     ],
 }
 
+#: snippet -> the zoo model it needs besides EfficientNet-Lite0
+ZOO_NEEDS = {"ug_11_save.py": "imagenet_labels", "example_run_detection.py": "ssdlite_person"}
+
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
@@ -82,7 +91,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 def run_snippet(name: str, cwd: Path, data_dir: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, SNIPPET_DATA_DIR=str(data_dir), MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join([str(PYTHON), str(SNIPPETS)]))
+               PYTHONPATH=os.pathsep.join([SALVO_PARENT, str(SNIPPETS)]))
     # cv2 windows are no-ops (snippets/_offline.headless_cv2); salvo's check that a window can
     # be opened passes with Qt's offscreen platform
     env.pop("DISPLAY", None)
@@ -108,8 +117,17 @@ def test_every_snippet_is_run():
     assert files == set(EXPECTED_FILES) | set(EXAMPLES) | {"ug_08_blackbox.py"}
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_FILES))
+#: snippets that run for more than a few seconds (black-box explanation of a real model)
+SLOW_SNIPPETS = {"ug_08b_blackbox_with_postprocess.py"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SNIPPETS else n
+    for n in sorted(EXPECTED_FILES)
+])
 def test_user_guide_snippet_runs(name, tmp_path, data_dir):
+    if name in ZOO_NEEDS:
+        require_zoo(ZOO_NEEDS[name])
     proc = run_snippet(name, tmp_path, data_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_files(tmp_path, EXPECTED_FILES[name])
@@ -125,6 +143,8 @@ def test_guide_black_box_snippet_without_postprocess_fails_as_the_reference(tmp_
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_example_runs(name, tmp_path, data_dir):
+    if name in ZOO_NEEDS:
+        require_zoo(ZOO_NEEDS[name])
     proc = run_snippet(name, tmp_path, data_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_files(tmp_path, EXAMPLES[name])
