@@ -16,6 +16,18 @@ from salvo.api import insert_xai
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 _deprecated.install()
 
+#: Subpackages imported on first use as attributes (``salvo.metrics.ADCC`` after ``import salvo``,
+#: as with the reference toolkit), so that ``import salvo`` stays light.
+_LAZY_SUBMODULES = frozenset({"inserter", "metrics", "utils"})
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"salvo.{name}")
+    raise AttributeError(f"module 'salvo' has no attribute {name!r}")
+
 __all__ = [
     "ExplainMode",
     "Explainer",

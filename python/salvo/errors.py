@@ -1,9 +1,15 @@
-"""Warnings (and, later, errors) that salvo gives its callers.
+"""Warnings and errors that salvo gives its callers.
 
 Warnings about something the caller can act on are issued with :func:`warnings.warn` as
 subclasses of :class:`SalvoWarning`, so they can be filtered as a group
 (``warnings.simplefilter("ignore", salvo.errors.SalvoWarning)``) or one kind at a time.
 ``logging`` is only used for diagnostics.
+
+Errors are the built-in classes (``ValueError`` for a bad value, ``TypeError`` for a wrong
+type, ...). Where the OpenVINO XAI toolkit 1.1 raises a different built-in class for the same
+mistake, salvo raises a class deriving from both, so code written against the toolkit that
+catches its class still catches salvo's: :class:`ArgumentTypeError` (and its
+:class:`ModelTypeError`), :class:`ArgumentError`, :class:`MapShapeError`.
 """
 
 from __future__ import annotations
@@ -64,7 +70,33 @@ class UsageError(ValueError):
     value."""
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (a ``TypeError``; also a ``ValueError``, which the
+    reference toolkit raises for it)."""
+
+
+class ModelTypeError(ArgumentTypeError):
+    """``model`` is neither an ``openvino.Model`` nor a path to a model file (a ``TypeError``;
+    also a ``ValueError``, which the reference toolkit raises for it)."""
+
+
+class ArgumentError(ValueError, AssertionError):
+    """Arguments that must agree do not (lengths, batch size), or one that another requires is
+    missing (a ``ValueError``; also an ``AssertionError``, which the reference toolkit raises
+    for these through ``assert`` statements)."""
+
+
+class MapShapeError(ValueError, RuntimeError):
+    """A raw saliency-map array has a shape salvo cannot read as one image's maps (empty, or a
+    batch of several images) (a ``ValueError``; also a ``RuntimeError``, which the reference
+    toolkit raises for it)."""
+
+
 __all__ += [
+    "ArgumentError",
+    "ArgumentTypeError",
+    "MapShapeError",
+    "ModelTypeError",
     "DetectionBoxWarning",
     "IgnoredArgumentWarning",
     "LongRunWarning",

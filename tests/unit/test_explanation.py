@@ -256,12 +256,23 @@ def test_plot_by_label_name():
 def test_plot_errors(explanation):
     with pytest.raises(ValueError, match="'nope'.*matplotlib.*cv"):
         explanation.plot(backend="nope")
-    with pytest.raises(ValueError, match=r"\[99, 100\]"):
-        explanation.plot(targets=[7, 99, 100])
     with pytest.raises(ValueError, match="unknown_label"):
         explanation.plot(targets="unknown_label")
     with pytest.raises(ValueError, match="num_columns"):
         explanation.plot(num_columns=0)
+
+
+def test_plot_skips_targets_without_a_map_with_a_warning(explanation):
+    # as the reference: what exists is plotted, a missing class is skipped with a message
+    with pytest.warns(PlotWarning, match=r"\[99, 100\].*plotting the others"):
+        explanation.plot(targets=[7, 99, 100])
+    assert [ax.get_title() for ax in plt.gcf().axes] == ["Class 7"]
+    plt.close("all")
+    with pytest.warns(PlotWarning, match=r"\[2\].*nothing to plot"):
+        explanation.plot(targets=2)
+    assert plt.get_fignums() == []  # nothing drawn (the reference crashes in matplotlib)
+    explanation.plot(targets=-1)  # -1: every map, no warning
+    assert [ax.get_title() for ax in plt.gcf().axes] == ["Class 7", "Class 3", "Class 12"]
 
 
 def test_plot_without_matplotlib_asks_to_install(explanation, monkeypatch):

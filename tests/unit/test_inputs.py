@@ -207,8 +207,11 @@ def test_zero_d_integer_array_is_an_index(whitebox, f32):
 
 
 def test_minus_one_in_a_list_does_not_contradict_itself(whitebox, f32):
+    # [-1] alone means every class, as in the reference toolkit
+    x = planted_image(f32, "random")
+    assert raw(whitebox, x, targets=[-1]).targets == raw(whitebox, x, targets=-1).targets
     with pytest.raises(ValueError, match=r"-1 means every class only on its own") as info:
-        whitebox(planted_image(f32), targets=[-1])
+        whitebox(planted_image(f32), targets=[-1, 1])
     assert "or -1 for all" not in str(info.value)
     with pytest.raises(ValueError, match="class index -2 is out of range"):
         whitebox(planted_image(f32), targets=[-2])

@@ -13,6 +13,7 @@ from salvo.explainer.visualizer import (
     overlay_image,
     process_saliency_maps,
     scale_to_uint8,
+    scaling,
 )
 
 BOTH_PATHS = pytest.mark.parametrize("batched", [False, True], ids=["opencv", "numba"])
@@ -29,14 +30,15 @@ def jet_rgb(level: int) -> np.ndarray:
 
 @BOTH_PATHS
 def test_scaling_exact_values(batched):
-    # min -1, max 3: 255 * (x + 1) / 4 -> 0, 63.75, 191.25, 255 -> rint -> 0, 64, 191, 255
+    # min -1, max 3: 255 * (x + 1) / 4 -> 0, 63.75, 191.25, 255 -> truncated (as the reference
+    # toolkit's scaling) -> 0, 63, 191, 255
     raw = np.array([[[-1.0, 0.0], [2.0, 3.0]]], dtype=np.float32)
     out = process_saliency_maps(
         raw, targets=[4], scaling=True, resize=False, colormap=False, batched=batched
     )
     assert list(out) == [4]
     assert out[4].dtype == np.uint8
-    np.testing.assert_array_equal(out[4], [[0, 64], [191, 255]])
+    np.testing.assert_array_equal(out[4], [[0, 63], [191, 255]])
 
 
 def test_scaling_keeps_full_range_uint8_map():
@@ -115,10 +117,14 @@ def test_resize_to_output_size_is_h_w(batched):
     out = process_saliency_maps(
         raw, targets=list(range(len(raw))), output_size=(7, 11), colormap=False, batched=batched
     )
-    scaled = scale_to_uint8(raw[0])
-    expected = cv2.resize(scaled, (11, 7), interpolation=cv2.INTER_LINEAR)
+    # the reference toolkit's order: resize the float map, then min-max scale it (truncating)
+    resized = cv2.resize(raw[0], (11, 7), interpolation=cv2.INTER_LINEAR)
+    expected = scaling(resized)
     assert out[0].shape == (7, 11)
     assert np.abs(out[0].astype(int) - expected).max() <= 1
+    # negative control: scaling before the resize (salvo 0.1's order) is a different map
+    before = cv2.resize(scale_to_uint8(raw[0]), (11, 7), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(before.astype(int) - expected).max() > 1
     colour = process_saliency_maps(
         raw[:1], targets=[0], output_size=(7, 11), batched=batched
     )[0]

@@ -259,16 +259,23 @@ def test_embed_scaling_uint8_per_map(cnn, cnn_xai, vit):
     scaled = _saliency(insert_xai(cnn.model, "classification"), x)
     assert scaled.dtype == np.uint8 and scaled.shape == (1, 3, 7, 7)
     assert np.all(scaled.reshape(3, -1).min(axis=1) == 0)
-    assert np.all(scaled.reshape(3, -1).max(axis=1) == 255)
-    raw = _saliency(cnn_xai, x)[0].astype(np.float64)
+    # truncated as the reference toolkit's graph does: the top of a map is 255, or 254 when the
+    # device computes (max - min) / (max - min + 1e-12) a last bit below 1
+    assert np.all(scaled.reshape(3, -1).max(axis=1) >= 254)
+    raw = _saliency(cnn_xai, x)[0].astype(np.float32)
     lo = raw.reshape(3, -1).min(axis=1)[:, None, None]
     hi = raw.reshape(3, -1).max(axis=1)[:, None, None]
-    expected = np.rint(255 * (raw - lo) / (hi - lo + 1e-12))
-    assert np.abs(scaled[0].astype(np.int32) - expected).max() <= 1
+    exact = (raw - lo) / (hi - lo + np.float32(1e-12)) * np.float32(255)
+    floor, nearest = np.floor(exact), np.rint(exact)
+    assert np.abs(scaled[0].astype(np.int32) - floor).max() <= 1
+    # truncation, not rounding: where the two differ, the map never has the rounded-up level
+    differ = floor != nearest
+    assert differ.sum() >= 3
+    assert not np.any(scaled[0][differ] == nearest[differ])
     act = _saliency(insert_xai(cnn.model, "classification", "activationmap"), x)
-    assert act.dtype == np.uint8 and act.min() == 0 and act.max() == 255
+    assert act.dtype == np.uint8 and act.min() == 0 and act.max() >= 254
     v = _saliency(insert_xai(vit.model, "classification"), planted_image(vit, "random"))
-    assert v.dtype == np.uint8 and np.all(v.reshape(3, -1).max(axis=1) == 255)
+    assert v.dtype == np.uint8 and np.all(v.reshape(3, -1).max(axis=1) >= 254)
 
 
 # -------------------------------------------------------------------------------------- insert_xai

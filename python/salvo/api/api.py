@@ -3,6 +3,22 @@
 
 from __future__ import annotations
 
-from salvo.methods.factory import insert_xai
+from typing import TypeVar
 
-__all__ = ["insert_xai"]
+from salvo.common import Method, Task
+from salvo.common.utils import IdentityPreprocessFN, has_xai, logger
+from salvo.methods.factory import WhiteBoxMethodFactory, insert_xai
+
+#: The reference toolkit's type variable of the model argument (for annotations).
+Model = TypeVar("Model")
+
+__all__ = [
+    "IdentityPreprocessFN",
+    "Method",
+    "Model",
+    "Task",
+    "WhiteBoxMethodFactory",
+    "has_xai",
+    "insert_xai",
+    "logger",
+]

@@ -47,6 +47,22 @@ WHITEBOX_METHODS = frozenset(
 )
 BLACKBOX_METHODS = frozenset({Method.RISE, Method.AISE})
 
+# The reference toolkit's names of the method sets. They list what salvo implements (its
+# registry, ``salvo.methods.factory.REGISTRY``, is checked against them by the tests), so they
+# differ from the reference's where salvo does more: ViT-ReciproCAM is a white-box
+# classification method (the reference's sets leave it out) and RISE (as D-RISE) and AISE
+# explain detection models too.
+#: Methods that edit the model graph.
+WhiteBoxXAIMethods = WHITEBOX_METHODS
+#: Methods that only run the model.
+BlackBoxXAIMethods = BLACKBOX_METHODS
+#: Methods for classification models.
+ClassificationXAIMethods = frozenset(
+    {Method.ACTIVATIONMAP, Method.RECIPROCAM, Method.VITRECIPROCAM, Method.RISE, Method.AISE}
+)
+#: Methods for detection models.
+DetectionXAIMethods = frozenset({Method.DETCLASSPROBABILITYMAP, Method.RISE, Method.AISE})
+
 #: Name of the output a white-box XAI branch adds to the model.
 SALIENCY_MAP_OUTPUT_NAME = "saliency_map"
 #: Target key of a class-agnostic map (one map per image, e.g. ActivationMap's).

@@ -216,8 +216,8 @@ def resolve_targets(
     Parameters
     ----------
     targets
-        ``-1`` or ``None`` for all; an index ``0 .. num_classes-1`` (int, NumPy int or 0-d
-        integer array); a label name (needs ``label_names``; matched by :func:`match_label`);
+        ``-1``, ``[-1]`` or ``None`` for all; an index ``0 .. num_classes-1`` (int, NumPy int or
+        0-d integer array); a label name (needs ``label_names``; matched by :func:`match_label`);
         or a list, tuple, 1-D array or other ordered iterable of indices and names.
     num_classes
         Number of classes (or boxes, with ``what="box"``).
@@ -229,13 +229,18 @@ def resolve_targets(
     Raises
     ------
     ValueError
-        A value that is none of the above (a float, a bool, ``-1`` inside a list, a set, …), an
+        A value that is none of the above (a float, a bool, ``-1`` among other targets, a set,
+        …), an
         unknown or ambiguous label name, an index out of range, a name without
         ``label_names``, or an empty list. The message names ``targets`` and the value.
     """
     targets = _scalar(targets)
     if targets is None or (is_integer(targets) and int(targets) == -1):
         return list(range(num_classes))
+    if isinstance(targets, (list, tuple, np.ndarray)) and len(targets) == 1:
+        only = _scalar(targets.reshape(-1)[0] if isinstance(targets, np.ndarray) else targets[0])
+        if is_integer(only) and int(only) == -1:  # [-1] alone: all, as the reference reads it
+            return list(range(num_classes))
     if isinstance(targets, (str, int, np.integer)) and not isinstance(targets, (bool, np.bool_)):
         items: list[Any] = [targets]
     elif isinstance(targets, (bytes, bytearray, Mapping, set, frozenset)) or not isinstance(

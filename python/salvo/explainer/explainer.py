@@ -23,11 +23,12 @@ import openvino as ov
 from salvo._checks import as_real_array, check_int, check_progress, fit_dtype
 from salvo.common import ExplainMode, Method, Task
 from salvo.common.targets import check_label_names
-from salvo.common.utils import IdentityPreprocessFN
-from salvo.errors import IgnoredArgumentWarning
+from salvo.common.utils import IdentityPreprocessFN, infer_size_from_image
+from salvo.errors import IgnoredArgumentWarning, ModelTypeError
 from salvo.explainer.explanation import Explanation
 from salvo.explainer.stream import explain_many
-from salvo.explainer.visualizer import VisOptions
+from salvo.explainer.utils import convert_targets_to_numpy, explains_all, get_target_indices
+from salvo.explainer.visualizer import VisOptions, Visualizer
 from salvo.inference import EngineConfig, read_model, with_input_shape
 from salvo.methods.base import (
     IDENTITY,
@@ -43,6 +44,7 @@ from salvo.methods.factory import (
     BlackBoxMethodFactory,
     WhiteBoxMethodFactory,
     all_keywords,
+    apply_aliases,
     as_enum,
     resolve_whitebox_method,
 )
@@ -51,7 +53,25 @@ from salvo.methods.white_box.graph import XAIInsertionError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CallSettings", "Explainer", "ExplainMode"]
+__all__ = [
+    "BlackBoxMethodFactory",
+    "BlackBoxXAIMethod",
+    "CallSettings",
+    "ExplainMode",
+    "Explainer",
+    "Explanation",
+    "IdentityPreprocessFN",
+    "Method",
+    "MethodBase",
+    "Task",
+    "Visualizer",
+    "WhiteBoxMethodFactory",
+    "convert_targets_to_numpy",
+    "explains_all",
+    "get_target_indices",
+    "infer_size_from_image",
+    "logger",
+]
 
 #: salvo 0.1's name of the default ``preprocess_fn`` (the methods' shared
 #: :data:`~salvo.methods.base.IDENTITY`).
@@ -62,6 +82,15 @@ def method_keywords() -> frozenset[str]:
     """Every keyword an Explainer accepts besides its named arguments: the parameters of every
     method, the engine settings, and ``progress``."""
     return all_keywords() | EngineConfig.keywords() | {"progress"}
+
+
+#: Arguments of the Explainer's constructor. Given to a call (the reference toolkit's user guide
+#: passes ``embed_scaling`` and ``explain_method`` to one, where the reference ignores them) they
+#: are ignored with an :class:`~salvo.errors.IgnoredArgumentWarning`, not rejected.
+CONSTRUCTOR_ARGUMENTS = frozenset({
+    "preprocess_fn", "postprocess_fn", "explain_mode", "explain_method", "target_layer",
+    "embed_scaling", "device_name", "input_shape",
+})
 
 
 def _check_keywords(kwargs: Mapping[str, Any], where: str) -> None:
@@ -157,6 +186,9 @@ class Explainer:
 
     Raises
     ------
+    ModelTypeError
+        ``model`` is neither an ``openvino.Model`` nor a path (a ``TypeError``; also a
+        ``ValueError``, as the reference raises).
     TypeError
         An unknown keyword (a keyword of another method is a warning instead).
     ValueError
@@ -179,11 +211,12 @@ class Explainer:
         input_shape: Sequence[int] | None = None,
         **kwargs: Any,
     ) -> None:
+        kwargs = apply_aliases(kwargs)
         _check_keywords(kwargs, "Explainer()")
         if "progress" in kwargs:
             check_progress(kwargs["progress"])
         if not isinstance(model, (ov.Model, str, os.PathLike)):
-            raise TypeError(
+            raise ModelTypeError(
                 f"model must be an openvino.Model or a path to a model file, got "
                 f"{type(model).__name__}"
             )
@@ -217,12 +250,48 @@ class Explainer:
         self.target_layer = check_target_layer(target_layer)
         self.embed_scaling = embed_scaling
         self.device_name = device_name
+        #: The reference toolkit's post-processing (an Explainer call does its own, faster).
+        self.visualizer = Visualizer()
         #: The keywords given to the constructor (method parameters, engine settings).
         self.method_kwargs = dict(kwargs)
+        #: The reference toolkit's name of :attr:`method_kwargs`.
+        self.white_box_method_kwargs = self.method_kwargs
         self._engine = EngineConfig.from_keywords(kwargs)
         self._progress = check_progress(kwargs.get("progress"))
 
-        whitebox_method = requested is not None and _is_whitebox(requested, self.task)
+        #: The method asked for (``None``: chosen); after construction, the method in use.
+        self.explain_method: Method | None = requested
+        self.method: MethodBase = self.create_method(mode, self.task)
+        method = self.method
+        self.explain_method = method.method
+        self.explain_mode = (ExplainMode.WHITEBOX if isinstance(method, WhiteBoxMethod)
+                             else ExplainMode.BLACKBOX)
+        self._params = {k: v for k, v in kwargs.items()
+                        if k in type(method).keywords() and not self._builds(k)}
+        self._warn_foreign(kwargs, stacklevel=3)
+        # the constructor's parameters are checked now, not at the first call
+        self._resolve_params({})
+
+    # ------------------------------------------------------------------ building
+    def create_method(self, explain_mode: ExplainMode | str, task: Task | str) -> MethodBase:
+        """Build the method that explains the model (the constructor calls it): white-box
+        (:class:`~salvo.methods.factory.WhiteBoxMethodFactory`), black-box
+        (:class:`~salvo.methods.factory.BlackBoxMethodFactory`), or for ``AUTO`` white-box with
+        a fall-back to black-box when the XAI branch cannot be inserted. Uses the Explainer's
+        model, functions, ``explain_method``, ``target_layer``, ``embed_scaling`` and keywords.
+
+        Raises
+        ------
+        RuntimeError
+            ``WHITEBOX`` and the branch cannot be inserted.
+        ValueError
+            A method that does not fit the mode or the task; black-box without
+            ``postprocess_fn``; an unknown mode.
+        """
+        mode = as_enum(explain_mode, ExplainMode, "explain_mode")
+        task = as_enum(task, Task, "task")
+        requested = self.explain_method
+        whitebox_method = requested is not None and _is_whitebox(requested, task)
         if mode == ExplainMode.WHITEBOX and requested is not None and not whitebox_method:
             raise ValueError(
                 f"explain_method {requested.name} is a black-box method; use "
@@ -236,7 +305,7 @@ class Explainer:
         method: MethodBase | None = None
         if mode != ExplainMode.BLACKBOX and (requested is None or whitebox_method):
             try:
-                method = self._build_whitebox(requested)
+                method = self._build_whitebox(requested, task)
                 logger.info("Explaining the model in white-box mode.")
             except XAIInsertionError as exc:
                 if mode == ExplainMode.WHITEBOX:
@@ -245,7 +314,7 @@ class Explainer:
                         "black-box mode instead (explain_mode=ExplainMode.BLACKBOX, which needs "
                         "postprocess_fn)"
                     ) from exc
-                if postprocess_fn is None:
+                if self.postprocess_fn is None:
                     raise ValueError(
                         "white-box explanation is not possible for this model "
                         f"({exc}) and the black-box fallback needs postprocess_fn "
@@ -257,34 +326,26 @@ class Explainer:
                 )
                 requested = None
         if method is None:
-            if postprocess_fn is None:
+            if self.postprocess_fn is None:
                 raise ValueError(
                     "black-box explanation needs postprocess_fn (raw model outputs -> class "
                     "scores (B, num_classes))"
                 )
             method = BlackBoxMethodFactory.create_method(
-                self.task, self.model, postprocess_fn, preprocess_fn, requested,
+                task, self.model, self.postprocess_fn, self.preprocess_fn, requested,
                 self.device_name, progress=self._progress, **self._engine.engine_kwargs(),
             )
             logger.info("Explaining the model in black-box mode.")
-        self.method: MethodBase = method
-        self.explain_method: Method = method.method
-        self.explain_mode = (ExplainMode.WHITEBOX if isinstance(method, WhiteBoxMethod)
-                             else ExplainMode.BLACKBOX)
-        self._params = {k: v for k, v in kwargs.items()
-                        if k in type(method).keywords() and not self._builds(k)}
-        self._warn_foreign(kwargs, stacklevel=3)
-        # the constructor's parameters are checked now, not at the first call
-        self._resolve_params({})
+        return method
 
     # ------------------------------------------------------------------ building
-    def _build_whitebox(self, requested: Method | None) -> WhiteBoxMethod:
-        chosen = resolve_whitebox_method(self.model, self.task, requested, self.target_layer)
-        cls = REGISTRY[(chosen, self.task)]
+    def _build_whitebox(self, requested: Method | None, task: Task) -> WhiteBoxMethod:
+        chosen = resolve_whitebox_method(self.model, task, requested, self.target_layer)
+        cls = REGISTRY[(chosen, task)]
         build = {k: v for k, v in self.method_kwargs.items()
                  if k in cls.build_params_class.keywords()}
         return WhiteBoxMethodFactory.create_method(
-            self.task, self.model, self.preprocess_fn, chosen, self.target_layer,
+            task, self.model, self.preprocess_fn, chosen, self.target_layer,
             self.embed_scaling, self.device_name, postprocess_fn=self.postprocess_fn,
             **build, **self._engine.engine_kwargs(),
         )
@@ -336,12 +397,24 @@ class Explainer:
         Raises
         ------
         TypeError
-            An unknown keyword. A keyword of another method is a warning
-            (:class:`~salvo.errors.IgnoredArgumentWarning`).
+            An unknown keyword. A keyword of another method, or an argument of the
+            Explainer's constructor (``embed_scaling``, ``explain_method``, ...), is a warning
+            (:class:`~salvo.errors.IgnoredArgumentWarning`) and is ignored.
         ValueError
             A bad value, naming it.
         """
         kwargs = dict(kwargs or {})
+        ignored = sorted(k for k in kwargs if k in CONSTRUCTOR_ARGUMENTS)
+        if ignored:
+            warnings.warn(
+                f"keyword argument(s) {', '.join(map(repr, ignored))} of {where} are arguments of "
+                "the Explainer's constructor, not of a call, and are ignored (give them to "
+                "Explainer(...))",
+                IgnoredArgumentWarning,
+                stacklevel=stacklevel + 1,
+            )
+            kwargs = {k: v for k, v in kwargs.items() if k not in CONSTRUCTOR_ARGUMENTS}
+        kwargs = apply_aliases(kwargs)
         _check_keywords(kwargs, where)
         self._warn_foreign(kwargs, stacklevel=stacklevel + 1, call=True)
         progress = (check_progress(kwargs["progress"]) if "progress" in kwargs
@@ -392,11 +465,47 @@ class Explainer:
         settings = self.call_settings(kwargs)
         vis = VisOptions(output_size, scaling, resize, colormap, overlay, overlay_weight,
                          overlay_prediction)
+        return self._explain(data, targets, original_input_image, label_names, vis, settings)
+
+    def explain(
+        self,
+        data: Any,
+        targets: int | str | Iterable[int | str] | None = -1,
+        original_input_image: np.ndarray | None = None,
+        label_names: Sequence[str] | None = None,
+        output_size: tuple[int, int] | None = None,
+        scaling: bool = False,
+        resize: bool = True,
+        colormap: bool = True,
+        overlay: bool = False,
+        overlay_weight: float = 0.5,
+        overlay_prediction: bool = True,
+        **kwargs: Any,
+    ) -> Explanation:
+        """The same as calling the Explainer (the reference toolkit's name for it)."""
+        settings = self.call_settings(kwargs, where="Explainer.explain()", stacklevel=2)
+        return self._explain(data, targets, original_input_image, label_names,
+                             VisOptions(output_size, scaling, resize, colormap, overlay,
+                                        overlay_weight, overlay_prediction), settings)
+
+    def _explain(self, data: Any, targets: Any, original_input_image: Any, label_names: Any,
+                 vis: VisOptions, settings: CallSettings) -> Explanation:
         label_names = check_label_names(label_names)
         x = self.preprocess(data)
         result = self.method.explain(x, targets, settings.params, label_names=label_names,
                                      progress=settings.progress, engine=settings.engine)
         return self.visualise(result, data, original_input_image, vis, label_names)
+
+    def model_forward(self, x: np.ndarray, preprocess: bool = True) -> Mapping[Any, np.ndarray]:
+        """The raw outputs of the method's compiled model for ``x`` (``preprocess_fn`` applied
+        first when ``preprocess``), as an ``OVDict``; a white-box model's include
+        ``saliency_map``. See :meth:`~salvo.methods.base.MethodBase.model_forward`."""
+        return self.method.model_forward(x, preprocess)
+
+    @property
+    def compiled_model(self) -> ov.CompiledModel | None:
+        """The method's compiled model (once compiled)."""
+        return self.method.model_compiled
 
     def preprocess(self, data: Any) -> np.ndarray:
         """``preprocess_fn(data)`` as one model input ``(1, …)`` in the model's element type.
@@ -454,6 +563,9 @@ class Explainer:
             predictions = _boxes_to_image(predictions, result.extra["input_size"], boxes_on)
         keys = list(result.targets)
         maps = vis.process(result.maps, keys, data, original_input_image) if keys else {}
+        total = result.extra.get("num_classes")
+        if total is None and result.scores is not None and self.task is Task.CLASSIFICATION:
+            total = int(result.scores.shape[0])
         return Explanation(
             saliency_map=maps,
             targets=keys,
@@ -462,6 +574,7 @@ class Explainer:
             predictions=predictions,
             num_inferences=result.num_inferences,
             method=self.explain_method,
+            total_num_targets=total,
         )
 
     # ------------------------------------------------------------------ many images

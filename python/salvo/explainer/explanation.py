@@ -12,19 +12,34 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from enum import Enum
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from salvo.common import Method, Task
+from salvo.errors import ArgumentTypeError, MapShapeError, PlotWarning
 from salvo.methods.base import Prediction
-from salvo.errors import PlotWarning
-from salvo.explainer.visualizer import PER_IMAGE_MAP_KEY, normalise_target_key, scale_to_uint8
+from salvo.explainer.maps import PER_IMAGE_MAP_KEY, normalise_target_key, scale_to_uint8
+from salvo.explainer.utils import convert_targets_to_numpy, explains_all, get_target_indices
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Explanation", "Prediction"]
+__all__ = [
+    "COLOR_MAPPED_LAYOUTS",
+    "GRAY_LAYOUTS",
+    "MULTIPLE_MAP_LAYOUTS",
+    "ONE_MAP_LAYOUTS",
+    "Explanation",
+    "Layout",
+    "Prediction",
+    "Task",
+    "convert_targets_to_numpy",
+    "explains_all",
+    "get_target_indices",
+    "logger",
+]
 
 _PLOT_BACKENDS = ("matplotlib", "cv")
 
@@ -88,53 +103,154 @@ def _to_bgr_uint8(saliency_map: np.ndarray, target: int | str) -> np.ndarray:
     )
 
 
+class Layout(Enum):
+    """How an explanation's maps are laid out (the reference toolkit's ``Layout``).
+
+    ``ONE_MAP_PER_IMAGE_*``: one class-agnostic map, keyed ``"per_image_map"`` (ActivationMap);
+    ``MULTIPLE_MAPS_PER_IMAGE_*``: one map per target. ``*_GRAY``: ``(H, W)`` grey maps;
+    ``*_COLOR``: ``(H, W, 3)`` colour-mapped RGB maps.
+    """
+
+    ONE_MAP_PER_IMAGE_GRAY = "one_map_per_image_gray"
+    ONE_MAP_PER_IMAGE_COLOR = "one_map_per_image_color"
+    MULTIPLE_MAPS_PER_IMAGE_GRAY = "multiple_maps_per_image_gray"
+    MULTIPLE_MAPS_PER_IMAGE_COLOR = "multiple_maps_per_image_color"
+
+
+#: Grey layouts.
+GRAY_LAYOUTS = frozenset({Layout.ONE_MAP_PER_IMAGE_GRAY, Layout.MULTIPLE_MAPS_PER_IMAGE_GRAY})
+#: Colour-mapped layouts.
+COLOR_MAPPED_LAYOUTS = frozenset(
+    {Layout.ONE_MAP_PER_IMAGE_COLOR, Layout.MULTIPLE_MAPS_PER_IMAGE_COLOR}
+)
+#: Layouts with one map per target.
+MULTIPLE_MAP_LAYOUTS = frozenset(
+    {Layout.MULTIPLE_MAPS_PER_IMAGE_GRAY, Layout.MULTIPLE_MAPS_PER_IMAGE_COLOR}
+)
+#: Layouts with one class-agnostic map per image.
+ONE_MAP_LAYOUTS = frozenset({Layout.ONE_MAP_PER_IMAGE_GRAY, Layout.ONE_MAP_PER_IMAGE_COLOR})
+
+
+def _layout_of(maps: Mapping[int | str, np.ndarray]) -> Layout:
+    """The layout of ``maps``: one map or several, grey or colour ``(H, W, 3)``."""
+    one = PER_IMAGE_MAP_KEY in maps
+    colour = bool(maps) and all(m.ndim == 3 and m.shape[2] == 3 for m in maps.values())
+    if one:
+        return Layout.ONE_MAP_PER_IMAGE_COLOR if colour else Layout.ONE_MAP_PER_IMAGE_GRAY
+    return Layout.MULTIPLE_MAPS_PER_IMAGE_COLOR if colour else Layout.MULTIPLE_MAPS_PER_IMAGE_GRAY
+
+
+def _check_map_rank(key: int | str, value: np.ndarray) -> None:
+    if value.ndim not in (2, 3):
+        raise ValueError(
+            f"saliency maps must be 2- or 3-dimensional ((H, W) grey or (H, W, 3) colour); "
+            f"the map of target {key!r} has shape {value.shape}"
+        )
+
+
+def _has_name(targets: Any) -> bool:
+    """Whether ``targets`` holds a string (a label name)."""
+    if isinstance(targets, str):
+        return True
+    if isinstance(targets, np.ndarray):
+        return targets.dtype.kind in "US"
+    if isinstance(targets, (list, tuple)):
+        return any(isinstance(t, str) for t in targets)
+    return False
+
+
+def _maps_of_array(raw: np.ndarray) -> dict[int | str, np.ndarray]:
+    """``{target: map}`` of one image's raw maps ``(1, N, h, w)`` or ``(1, h, w)``."""
+    if raw.size == 0:
+        raise MapShapeError(f"saliency_map is an empty array (shape {raw.shape})")
+    if raw.ndim not in (3, 4):
+        raise MapShapeError(
+            f"a saliency_map array must be (1, N, h, w) (one map per target) or (1, h, w) (one "
+            f"map per image), got shape {raw.shape}"
+            + ("; give one (h, w) map as a dict {target: map}" if raw.ndim == 2 else "")
+        )
+    if raw.shape[0] != 1:
+        raise MapShapeError(
+            f"a saliency_map array holds the maps of one image (batch size 1), got a batch of "
+            f"{raw.shape[0]} (shape {raw.shape}); make one Explanation per image"
+        )
+    if raw.ndim == 3:
+        return {PER_IMAGE_MAP_KEY: raw[0]}
+    return {i: raw[0, i] for i in range(raw.shape[1])}
+
+
 class Explanation:
-    """Processed saliency maps of one input and what they explain.
+    """Saliency maps of one input and what they explain (the reference toolkit's
+    ``Explanation``).
 
     Parameters
     ----------
     saliency_map
-        ``{target: map}``. Keys are class indices (or box indices for detection) as ints,
-        or ``"per_image_map"`` for ActivationMap's class-agnostic map. Maps are ``(H, W)``
-        grey (uint8 after scaling, or raw float/uint8) or ``(H, W, 3)`` uint8 RGB.
+        The maps: a dict ``{target: map}`` (keys are class indices (box indices for
+        detection) as ints, or ``"per_image_map"`` for a class-agnostic map; maps ``(H, W)``
+        grey or ``(H, W, 3)`` RGB), or a method's raw array for one image: ``(1, N, h, w)``
+        (one map per class, keys ``0..N-1``) or ``(1, h, w)`` (one map per image).
     targets
-        The keys, in the order to report, save and plot them; defaults to the dict's order.
-        Must name exactly the dict's keys.
+        Which maps to keep, in this order: class indices, label names (with ``label_names``;
+        classification only), a list of those, or ``-1`` / ``None`` for all. Ignored for a
+        per-image map (as in the reference). A target without a map is an error.
     task
         :class:`salvo.common.Task` (or its value).
     label_names
-        Class names indexed by class index (a list of str, or an ``{index: name}`` dict);
-        used for file names and plot titles (classification).
+        Class names indexed by class (a list of str, or an ``{index: name}`` dict);
+        used for name targets, file names and plot titles (classification).
     predictions
         ``{target: Prediction(label, score, bounding_box)}``; tuples are converted.
     num_inferences
         Model inferences the explanation used.
     method
         :class:`salvo.common.Method` that produced the maps, if known.
+    total_num_targets
+        How many targets the method could explain (e.g. the model's classes); by default the
+        number of maps of an array ``saliency_map``, else ``None``.
 
     Attributes
     ----------
     saliency_map : dict
-        ``{target: map}`` (settable; keys are re-validated).
+        ``{target: map}`` (settable; keys and shapes are checked, the layout updated).
     targets : list
         Keys as plain Python ints, or ``"per_image_map"``.
     shape : tuple or None
         Shape of one map (``None`` when there are no maps).
+    layout : Layout
+        One map or several, grey or colour (from the maps; settable).
+    total_num_targets : int or None
+        See the parameter.
     label_names, task, predictions, num_inferences, method
         As given.
+
+    Raises
+    ------
+    ArgumentTypeError
+        ``saliency_map`` is neither a dict nor an array (a ``TypeError`` and a ``ValueError``).
+    MapShapeError
+        An array that is empty or holds several images (a ``ValueError`` and a
+        ``RuntimeError``).
+    ValueError
+        A map that is not 2- or 3-dimensional; a target without a map or out of range; a
+        name target without ``label_names`` or not in them.
+    TypeError
+        A key that is neither an int nor ``"per_image_map"``.
     """
 
     def __init__(
         self,
-        saliency_map: Mapping[Any, np.ndarray],
-        targets: Sequence[int | str] | None = None,
+        saliency_map: np.ndarray | Mapping[Any, np.ndarray],
+        targets: np.ndarray | Sequence[int | str] | int | str | None = None,
         task: Task | str = Task.CLASSIFICATION,
-        label_names: Sequence[str] | None = None,
+        label_names: Sequence[str] | Mapping[int, str] | None = None,
         predictions: Mapping[Any, Prediction | tuple] | None = None,
         num_inferences: int = 0,
         method: Method | str | None = None,
+        *,
+        total_num_targets: int | None = None,
     ) -> None:
-        self._task = task if isinstance(task, Task) else Task(task)
+        self._task = task if isinstance(task, Task) else Task(str(task).lower())
         self._method = method if method is None or isinstance(method, Method) else Method(method)
         from salvo.common.targets import check_label_names
 
@@ -150,14 +266,32 @@ class Explanation:
         for key, value in (predictions or {}).items():
             pred = value if isinstance(value, Prediction) else Prediction(*value)
             self._predictions[normalise_target_key(key, "predictions keys")] = pred
+        from_array = isinstance(saliency_map, np.ndarray)
+        if from_array:
+            saliency_map = _maps_of_array(saliency_map)
+        elif not isinstance(saliency_map, Mapping):
+            raise ArgumentTypeError(
+                "saliency_map must be a dict {target: map} or a (1, N, h, w) / (1, h, w) array, "
+                f"got {type(saliency_map).__name__}"
+            )
+        if total_num_targets is None and from_array:
+            total_num_targets = len(saliency_map)
+        if total_num_targets is not None:
+            from salvo._checks import check_int
+
+            total_num_targets = check_int(total_num_targets, "total_num_targets", minimum=0)
+        #: How many targets the method could explain (``None`` when unknown).
+        self.total_num_targets: int | None = total_num_targets
         self._saliency_map: dict[int | str, np.ndarray] = {}
-        self._set_maps(saliency_map, targets)
+        self._layout = Layout.MULTIPLE_MAPS_PER_IMAGE_GRAY
+        self._set_maps(saliency_map)
+        self._keep(targets, limit=self.total_num_targets if from_array else None)
 
     # ------------------------------------------------------------------------------ data
 
-    def _set_maps(self, saliency_map: Mapping[Any, np.ndarray], targets: Any) -> None:
+    def _set_maps(self, saliency_map: Mapping[Any, np.ndarray]) -> None:
         if not isinstance(saliency_map, Mapping):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"saliency_map must be a dict {{target: map}}, got {type(saliency_map).__name__}"
             )
         maps = {
@@ -168,16 +302,40 @@ class Explanation:
             raise ValueError(
                 "saliency_map has keys that are equal as ints (e.g. 3 and np.int64(3))"
             )
-        if targets is None:
-            order = list(maps)
-        else:
-            order = [normalise_target_key(t, "targets") for t in targets]
-            if len(set(order)) != len(order) or set(order) != set(maps):
+        for key, value in maps.items():
+            _check_map_rank(key, value)
+        self._saliency_map = maps
+        self._layout = _layout_of(maps)
+
+    def _keep(self, targets: Any, limit: int | None) -> None:
+        """Keep the maps of ``targets``, in their order (see the class docstring)."""
+        if self._layout in ONE_MAP_LAYOUTS or targets is None or explains_all(targets):
+            return
+        if isinstance(targets, (list, tuple, np.ndarray)) and len(targets) == 0:
+            if self._saliency_map:
+                raise ValueError("targets is empty: give the targets to keep, or -1 for all")
+            return
+        names = self._label_names if self._task is Task.CLASSIFICATION else None
+        if names is None and self._task is Task.DETECTION and _has_name(targets):
+            raise ValueError(
+                "targets of a detection explanation are box indices, not label names, got "
+                f"{targets!r:.80}"
+            )
+        keys = get_target_indices(targets, names)
+        if limit is not None:
+            bad = [k for k in keys if not 0 <= k < limit]
+            if bad:
                 raise ValueError(
-                    f"targets {order[:10]} must name exactly the keys of saliency_map "
-                    f"{list(maps)[:10]}"
+                    f"targets {bad[:10]} are out of range: the saliency_map array holds maps "
+                    f"0..{limit - 1}"
                 )
-        self._saliency_map = {key: maps[key] for key in order}
+        missing = [k for k in keys if k not in self._saliency_map]
+        if missing:
+            raise ValueError(
+                f"targets {missing[:10]} have no map in saliency_map (it has "
+                f"{list(self._saliency_map)[:10]}{' ...' if len(self._saliency_map) > 10 else ''})"
+            )
+        self._saliency_map = {k: self._saliency_map[k] for k in keys}
 
     @property
     def saliency_map(self) -> dict[int | str, np.ndarray]:
@@ -186,7 +344,19 @@ class Explanation:
 
     @saliency_map.setter
     def saliency_map(self, value: Mapping[Any, np.ndarray]) -> None:
-        self._set_maps(value, None)
+        self._set_maps(value)
+
+    @property
+    def layout(self) -> Layout:
+        """:class:`Layout` of the maps (set from them; settable, as the reference's
+        Visualizer does)."""
+        return self._layout
+
+    @layout.setter
+    def layout(self, value: Layout) -> None:
+        if not isinstance(value, Layout):
+            raise TypeError(f"layout must be a Layout, got {value!r}")
+        self._layout = value
 
     @property
     def targets(self) -> list[int | str]:
@@ -257,37 +427,39 @@ class Explanation:
         name = self._name(target)
         return f"Class {name} ({target})" if name != str(target) else f"Class {target}"
 
-    def _select(self, targets: Any) -> list[int | str]:
-        """Plot targets: None (all), one key / label name, or a list of them."""
-        if targets is None:
+    def _select(self, targets: Any, *, stacklevel: int = 2) -> list[int | str]:
+        """The keys to plot: all for ``None`` / ``-1``; else the keys ``targets`` names that
+        have a map, in order, with a :class:`~salvo.errors.PlotWarning` naming the others."""
+        if targets is None or explains_all(targets):
             return self.targets
         if isinstance(targets, (str, int, np.integer)):
-            targets = [targets]
+            items: list[Any] = [targets]
         elif isinstance(targets, np.ndarray):
-            targets = targets.ravel().tolist()
-        elif not isinstance(targets, Iterable):
-            raise TypeError(f"targets must be an index, a label name or a list, got {targets!r}")
-        selected: list[int | str] = []
-        unknown: list[Any] = []
-        for t in targets:
-            key: Any = t
-            if isinstance(t, str) and t != PER_IMAGE_MAP_KEY:
-                if self._label_names is not None and t in self._label_names:
-                    key = self._label_names.index(t)
-                else:
-                    unknown.append(t)
-                    continue
-            elif isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_)):
-                key = int(t)
-            if key in self._saliency_map:
-                if key not in selected:
-                    selected.append(key)
-            else:
-                unknown.append(t)
-        if unknown:
+            items = convert_targets_to_numpy(targets).tolist()
+        elif isinstance(targets, Iterable) and not isinstance(targets, (bytes, Mapping)):
+            items = list(targets)
+        else:
             raise ValueError(
-                f"targets {unknown} are not in this explanation (it has {self.targets[:10]}"
-                f"{' ...' if len(self) > 10 else ''})"
+                f"targets must be a target index, a label name or a list of them, got "
+                f"{targets!r:.80}"
+            )
+        if not items:
+            raise ValueError("targets is empty: give the targets to plot, or None for all")
+        wanted: list[int | str] = []
+        for t in items:
+            if isinstance(t, str) and t == PER_IMAGE_MAP_KEY:
+                wanted.append(PER_IMAGE_MAP_KEY)
+            else:
+                wanted.extend(get_target_indices([t], self._label_names))
+        selected = [k for k in dict.fromkeys(wanted) if k in self._saliency_map]
+        missing = [k for k in dict.fromkeys(wanted) if k not in self._saliency_map]
+        if missing:
+            have = f"{self.targets[:10]}{' ...' if len(self) > 10 else ''}"
+            warnings.warn(
+                f"targets {missing[:10]} are not in this explanation (it has {have}); "
+                + ("plotting the others" if selected else "nothing to plot"),
+                PlotWarning,
+                stacklevel=stacklevel + 1,
             )
         return selected
 
@@ -429,8 +601,10 @@ class Explanation:
         Parameters
         ----------
         targets
-            ``None`` (all), a target index, a label name (needs ``label_names``),
-            ``"per_image_map"``, or a list of those.
+            ``None`` or ``-1`` (all), a target index, a label name (needs ``label_names``),
+            ``"per_image_map"``, or a list of those. A target without a map in this
+            explanation is skipped with a :class:`~salvo.errors.PlotWarning` naming it (the
+            others are plotted; nothing is when none has a map).
         backend
             ``"matplotlib"``: a grid of subplots titled ``"Class {name} ({index})"``
             (``"Class {index}"`` without label names, ``"Activation map"`` for the per-image
@@ -445,7 +619,9 @@ class Explanation:
         Raises
         ------
         ValueError
-            Unknown backend, targets not in the explanation, non-positive counts.
+            Unknown backend; a label name without ``label_names`` or not in them; a map
+            that is not 2- or 3-dimensional (maps put into :attr:`saliency_map` in place are
+            not checked before); non-positive counts.
         ImportError
             ``backend="matplotlib"`` without matplotlib installed.
         RuntimeError
@@ -459,7 +635,7 @@ class Explanation:
         for name, value in (("max_num_plots", max_num_plots), ("num_columns", num_columns)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        selected = self._select(targets)
+        selected = self._select(targets, stacklevel=3)
         if len(selected) > max_num_plots:
             warnings.warn(
                 f"{len(selected)} saliency maps requested, plotting the first {max_num_plots} "
@@ -469,9 +645,12 @@ class Explanation:
             )
             selected = selected[: int(max_num_plots)]
         if not selected:
-            warnings.warn("no saliency maps to plot: the explanation holds none", PlotWarning,
-                          stacklevel=2)
+            if not self._saliency_map:
+                warnings.warn("no saliency maps to plot: the explanation holds none",
+                              PlotWarning, stacklevel=2)
             return
+        for key in selected:
+            _check_map_rank(key, np.asarray(self._saliency_map[key]))
         if backend == "cv":
             _check_cv_display()
         if backend == "matplotlib":

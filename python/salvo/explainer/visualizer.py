@@ -1,42 +1,63 @@
-"""Turn raw saliency maps into pictures: scaling, resize, colour map, overlay.
+"""Turn raw saliency maps into pictures: resize, scaling, colour map, overlay.
 
-Per map, in this order (what :func:`process_saliency_maps` and an Explainer call do):
+An Explainer call post-processes its maps with :func:`process_saliency_maps`, in the order and
+with the rounding of the reference toolkit's Visualizer, so that its pictures are the
+reference's (within one grey level). Per map:
 
-1. **scaling** — min-max to 0..255 uint8, ``rint(255 * (x - min) / (max - min + 1e-12))``.
-   It runs whenever ``resize``, ``colormap`` or ``overlay`` is on (they work on uint8 maps)
-   or when ``scaling=True``; with everything off the raw maps are returned untouched.
-   Rounding to nearest (not truncation) keeps an already 0..255 uint8 map unchanged; a
-   constant map becomes all zeros.
-2. **resize** — bilinear (``cv2.INTER_LINEAR``) to the image size ``(H, W)`` or
-   ``output_size``.
+1. **resize** — bilinear (``cv2.INTER_LINEAR``) to the image size ``(H, W)`` or
+   ``output_size``, in the map's own kind of numbers (uint8 maps, as white-box methods and
+   scaled black-box maps are, with OpenCV's 8-bit arithmetic; other maps in float32).
+2. **scaling** — min-max of the (resized) map to 0..255, truncated to uint8 as the reference's
+   ``scaling`` does: ``uint8(255 * (x - min) / (max - min + 1e-12))`` in float32. It runs
+   whenever ``resize``, ``colormap`` or ``overlay`` is on (they work on uint8 maps) or when
+   ``scaling=True``; with everything off the raw maps are returned untouched. A map that
+   already spans 0..255 in uint8 is unchanged by it; a constant map becomes all zeros.
 3. **colormap** — JET, returned in RGB order: ``(H, W, 3)`` uint8.
 4. **overlay** — implies resize and colormap;
    ``rint(overlay_weight * map + (1 - overlay_weight) * image)`` as uint8, where
-   ``overlay_weight`` is the weight of the saliency map. The image is brought to the output size
-   as uint8 (``cv2.INTER_LINEAR``) and the blend is a lookup in a ``(256, 3, 256)`` table
-   (:func:`overlay_table`), so no float copy of a large image is ever made;
-   the result is the float64 formula's exactly when the image needs no resize, within ±1
-   otherwise.
+   ``overlay_weight`` is the weight of the saliency map (the reference's code weighs the image
+   with it, :func:`overlay`). The image is brought to the output size as uint8
+   (``cv2.INTER_LINEAR``) and the blend is a lookup in a ``(256, 3, 256)`` table
+   (:func:`overlay_table`), so no float copy of a large image is ever made; the result is the
+   float64 formula's exactly when the image needs no resize, within ±1 otherwise.
 
 A few maps go through OpenCV one by one. From :data:`BATCHED_MIN_MAPS` maps on, all maps go
 through one Numba pass (:func:`salvo.kernels.vis.process_maps_batched`) that writes into one
 preallocated ``(T, H, W, 3)`` uint8 array and matches the OpenCV path within ±1 per channel
-(bit-exact on the shapes tested); the returned maps are views into that array.
+(bit-exact for uint8 maps on the shapes tested); the returned maps are views into that array.
+
+The reference toolkit's own functions are here too, with its arguments and results:
+:func:`resize`, :func:`colormap`, :func:`overlay` and :class:`Visualizer`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import logging
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import cv2
 import numpy as np
 
-from salvo.common import PER_IMAGE_MAP
+from salvo.common.parameters import Task
+from salvo.common.utils import format_to_bhwc, infer_size_from_image, scaling
+from salvo.explainer.explanation import (
+    COLOR_MAPPED_LAYOUTS,
+    GRAY_LAYOUTS,
+    MULTIPLE_MAP_LAYOUTS,
+    ONE_MAP_LAYOUTS,
+    Explanation,
+    Layout,
+)
+from salvo.explainer.maps import (
+    PER_IMAGE_MAP_KEY,
+    _check_real,
+    normalise_target_key,
+    scale_to_uint8,
+)
 from salvo.kernels.colour import jet_lut_rgb, overlay_table
+from salvo.methods.base import Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -53,58 +74,14 @@ __all__ = [
     "scale_to_uint8",
 ]
 
-#: Key of ActivationMap's class-agnostic map (:data:`salvo.common.PER_IMAGE_MAP`).
-PER_IMAGE_MAP_KEY = PER_IMAGE_MAP
-
 #: From this many maps on, the batched Numba kernel is used instead of a per-map OpenCV loop.
 #: Measured after JIT warm-up on 7×7 → 224×224 colour maps (2 cores): the kernel is faster
 #: from one map on (0.44 ms vs 2.0 ms for 8 maps, 25 ms vs 52 ms for 100), but its first call
 #: in a process compiles for about a second, which only pays off for larger batches.
 BATCHED_MIN_MAPS = 8
 
-_EPS = 1e-12
-
 
 # ----------------------------------------------------------------------------------- helpers
-
-
-def _check_real(array: np.ndarray, name: str) -> None:
-    if array.dtype == np.bool_ or not (
-        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
-    ):
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-
-
-def scale_to_uint8(saliency_map: np.ndarray) -> np.ndarray:
-    """Min-max scale one map to 0..255.
-
-    Parameters
-    ----------
-    saliency_map
-        Any shape, any real dtype (the whole array is one map). No NaN or infinity.
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape, uint8: ``rint(255 * (x - min) / (max - min + 1e-12))`` computed in
-        float64. A constant map gives zeros.
-
-    Raises
-    ------
-    ValueError
-        Empty map, or NaN / infinity in it.
-    """
-    x = np.asarray(saliency_map)
-    _check_real(x, "saliency_map")
-    if x.size == 0:
-        raise ValueError(f"saliency_map is empty (shape {x.shape})")
-    x = x.astype(np.float64, copy=False)
-    lo = x.min()
-    hi = x.max()
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError("saliency_map contains NaN or infinity")
-    factor = 255.0 / (hi - lo + _EPS)
-    return np.rint((x - lo) * factor).astype(np.uint8)
 
 
 def apply_colormap(gray: np.ndarray) -> np.ndarray:
@@ -271,26 +248,28 @@ def _blend(gray: np.ndarray, picture: np.ndarray, table: np.ndarray) -> np.ndarr
     return out
 
 
-def normalise_target_key(key: Any, name: str = "targets") -> int | str:
-    """A saliency-map key as a plain Python int, or ``"per_image_map"``.
+def _scale_levels(levels: np.ndarray) -> np.ndarray:
+    """:func:`~salvo.common.utils.scaling` of a uint8 map, through a table of its 256 levels
+    (the same float32 formula, so the same result, without a float copy of the map)."""
+    levels = np.ascontiguousarray(levels)
+    low, high, _, _ = cv2.minMaxLoc(levels)
+    lo, hi = np.float32(low), np.float32(high)
+    values = np.arange(256, dtype=np.float32)
+    table = np.float32(255.0) * (values - lo) / ((hi - lo) + np.float32(1e-12))
+    return cv2.LUT(levels, np.clip(table, 0.0, 255.0).astype(np.uint8))
 
-    Parameters
-    ----------
-    key
-        An int (NumPy ints included) or ``"per_image_map"``.
-    name
-        Argument name used in the error message.
 
-    Raises
-    ------
-    TypeError
-        Anything else (bools and other strings included).
-    """
-    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
-        return int(key)
-    if isinstance(key, str) and key == PER_IMAGE_MAP_KEY:
-        return PER_IMAGE_MAP_KEY
-    raise TypeError(f"{name} must be ints or {PER_IMAGE_MAP_KEY!r}, got {key!r}")
+def _scale_float(values: np.ndarray) -> np.ndarray:
+    """:func:`~salvo.common.utils.scaling` of a float32 map, computed in place (``values`` is
+    overwritten): the same float32 operations in the same order, without temporaries the size of
+    the map."""
+    lo = values.min()
+    den = (values.max() - lo) + np.float32(1e-12)
+    np.subtract(values, lo, out=values)
+    np.multiply(np.float32(255.0), values, out=values)
+    np.divide(values, den, out=values)
+    np.clip(values, 0.0, 255.0, out=values)
+    return values.astype(np.uint8)
 
 
 def _stack_maps(
@@ -429,11 +408,13 @@ def process_saliency_maps(
 ) -> dict[int | str, np.ndarray]:
     """Post-process raw saliency maps for display.
 
-    Per map, in this order: min-max scaling to uint8, ``rint(255 * (x - min) / (max - min +
-    1e-12))`` (a constant map gives zeros; whenever any step is on, or with ``scaling``);
-    bilinear resize to the output size; JET colour map in RGB order; the overlay blend
-    ``rint(overlay_weight * colour + (1 - overlay_weight) * image)``. The keyword names after ``targets`` are those of an ``Explainer`` call, so the Explainer
-    can forward its visualisation arguments unchanged.
+    Per map, in this order (the reference's Visualizer): bilinear resize to the output size in
+    the map's own dtype; min-max scaling to uint8 truncated as the reference does,
+    ``uint8(255 * (x - min) / (max - min + 1e-12))`` in float32 (a constant map gives zeros;
+    whenever any step is on, or with ``scaling``); JET colour map in RGB order; the overlay
+    blend ``rint(overlay_weight * colour + (1 - overlay_weight) * image)``. The keyword names
+    after ``targets`` are those of an ``Explainer`` call, so the Explainer can forward its
+    visualisation arguments unchanged.
 
     Parameters
     ----------
@@ -554,12 +535,15 @@ def process_saliency_maps(
     if picture is not None:
         table = overlay_table(overlay_weight)
     for i, key in enumerate(keys):
-        try:
-            gray = scale_to_uint8(stack[i])
-        except ValueError as err:
-            raise ValueError(f"saliency map of target {key!r}: {err}") from None
-        if resize and gray.shape != out_hw:
-            gray = cv2.resize(gray, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        raw = stack[i]
+        if raw.dtype != np.uint8:
+            raw = raw.astype(np.float32)
+            if not np.all(np.isfinite(raw)):
+                raise ValueError(f"saliency map of target {key!r} contains NaN or infinity")
+        if resize and raw.shape != out_hw:
+            raw = cv2.resize(raw, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        gray = _scale_levels(raw) if raw.dtype == np.uint8 else _scale_float(raw)
+        del raw  # a float map at the output size is no longer needed: free it before the blend
         if not colormap:
             result[key] = gray
         elif picture is not None:
@@ -567,3 +551,354 @@ def process_saliency_maps(
         else:
             result[key] = apply_colormap(gray)
     return result
+
+
+# ------------------------------------------------------------------ the reference toolkit's API
+#
+# ``resize``, ``colormap``, ``overlay`` and ``Visualizer`` take the reference toolkit's arguments
+# and give its results (within one grey level, as its own tests require): the order of its steps
+# and its truncating uint8 casts are kept, so that code written against it draws the same
+# pictures. Where it misreads its input, salvo raises instead (listed per function).
+
+#: The most maps one ``cv2.resize`` call takes as channels (OpenCV 5's limit; OpenCV 4's is 512).
+_RESIZE_CHANNELS = 128
+
+
+def resize(saliency_map: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
+    """Resize one map ``(h, w)`` or a stack ``(N, h, w)`` to ``output_size``.
+
+    Parameters
+    ----------
+    saliency_map
+        ``(h, w)`` or ``(N, h, w)``; uint8, int8, (u)int16, float32 and float64 keep their
+        dtype (uint8 with OpenCV's rounding), other real dtypes are resized as float64.
+    output_size
+        ``(H, W)`` (height first, unlike OpenCV).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` or ``(N, H, W)``: bilinear (``cv2.INTER_LINEAR``), the maps of a stack
+        resized together as the channels of one image, 128 at a time (the reference's 500 at a
+        time fail with OpenCV 5 beyond 128 maps).
+
+    Raises
+    ------
+    ValueError
+        Not 2-D or 3-D, empty, or a bad ``output_size``.
+    """
+    arr = np.asarray(saliency_map)
+    _check_real(arr, "saliency_map")
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise ValueError(
+            f"saliency_map must be a non-empty map (h, w) or stack (N, h, w), got shape "
+            f"{arr.shape}"
+        )
+    out_h, out_w = _check_size(output_size)
+    if arr.dtype not in (np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    if arr.ndim == 2:
+        return cv2.resize(np.ascontiguousarray(arr), (out_w, out_h))
+    channels_last = arr.transpose(1, 2, 0)
+    parts = []
+    for start in range(0, arr.shape[0], _RESIZE_CHANNELS):
+        part = cv2.resize(np.ascontiguousarray(channels_last[:, :, start:start + _RESIZE_CHANNELS]),
+                          (out_w, out_h))
+        parts.append(part.reshape(out_h, out_w, -1))
+    return np.concatenate(parts, axis=2).transpose(2, 0, 1)
+
+
+def colormap(saliency_map: np.ndarray, colormap_type: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """Colour-map grey uint8 maps, in RGB order.
+
+    Parameters
+    ----------
+    saliency_map
+        ``(N, h, w)`` uint8 (or one map ``(h, w)``).
+    colormap_type
+        An OpenCV colour map (``cv2.COLORMAP_*``); JET by default.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, h, w, 3)`` uint8 RGB (``(h, w, 3)`` for one map; the reference turns one map's
+        rows into maps, ``(h, 1, w, 3)``).
+
+    Raises
+    ------
+    ValueError
+        Not uint8 (scale the maps first) or not 2-D / 3-D.
+    """
+    arr = np.asarray(saliency_map)
+    if arr.dtype != np.uint8:
+        raise ValueError(
+            f"colormap needs uint8 maps (scale them first, e.g. with salvo.common.scaling), got "
+            f"dtype {arr.dtype}"
+        )
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise ValueError(f"saliency_map must be (h, w) or (N, h, w), got shape {arr.shape}")
+    flat = np.ascontiguousarray(arr.reshape(-1, arr.shape[-1]))
+    rgb = cv2.cvtColor(cv2.applyColorMap(flat, colormap_type), cv2.COLOR_BGR2RGB)
+    return rgb.reshape(arr.shape + (3,))
+
+
+def overlay(saliency_map: np.ndarray, input_image: np.ndarray, overlay_weight: float = 0.5,
+            cast_to_uint8: bool = True) -> np.ndarray:
+    """Blend colour maps over an image as the reference toolkit does:
+    ``input_image * overlay_weight + saliency_map * (1 - overlay_weight)``.
+
+    Note that ``overlay_weight`` weighs the *image* here (the reference's code; its docstrings
+    call it the map's weight). An Explainer call's ``overlay_weight`` is the weight of the map.
+
+    Parameters
+    ----------
+    saliency_map
+        ``(N, H, W, 3)`` (or ``(H, W, 3)``) colour maps, 0..255.
+    input_image
+        The picture, broadcast against the maps: ``(H, W, 3)`` or ``(1, H, W, 3)``.
+    overlay_weight
+        The image's weight, in [0, 1].
+    cast_to_uint8
+        Return uint8 (values truncated toward zero, as the reference casts), else float64.
+
+    Returns
+    -------
+    numpy.ndarray
+        The blend, clipped to [0, 255].
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not broadcast, or ``overlay_weight`` outside [0, 1] (the reference
+        wraps the negative values that then arise around in its uint8 cast).
+    """
+    from salvo._checks import check_flag, check_number
+
+    weight = check_number(overlay_weight, "overlay_weight", minimum=0.0, maximum=1.0)
+    maps = np.asarray(saliency_map)
+    image = np.asarray(input_image)
+    _check_real(maps, "saliency_map")
+    _check_real(image, "input_image")
+    try:
+        shape = np.broadcast_shapes(maps.shape, image.shape)
+    except ValueError:
+        raise ValueError(
+            f"saliency_map {maps.shape} and input_image {image.shape} do not broadcast (give "
+            "colour maps (N, H, W, 3) and an image (H, W, 3) of the same size)"
+        ) from None
+    del shape
+    res = image * weight + maps * (1 - weight)
+    np.clip(res, 0, 255, out=res)
+    return res.astype(np.uint8) if check_flag(cast_to_uint8, "cast_to_uint8") else res
+
+
+# the functions under other names, for the Visualizer whose arguments shadow them
+_resize, _colormap, _overlay, _scaling = resize, colormap, overlay, scaling
+
+
+def _fit_text(text: str, x_start: int, image_width: int) -> tuple[float, int]:
+    """The reference's font fitting: scale 1.0 lowered by 0.1 until the text fits."""
+    scale = 1.0
+    while True:
+        (width, height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, scale, 1)
+        if x_start + width <= image_width - 5 or abs(scale - 0.1) < 0.001:
+            return scale, height
+        scale -= 0.1
+
+
+class Visualizer:
+    """Post-processes an :class:`~salvo.explainer.explanation.Explanation`'s maps for display
+    (the reference toolkit's ``Visualizer``): scaling, resize, colour map, overlay, with the
+    reference's order of steps and its uint8 truncation.
+
+    ``Visualizer()(explanation, ...)`` changes the explanation's maps and layout in place and
+    returns it.
+    """
+
+    def __call__(
+        self,
+        explanation: Explanation,
+        original_input_image: np.ndarray | None = None,
+        output_size: tuple[int, int] | None = None,
+        scaling: bool = False,
+        resize: bool = True,
+        colormap: bool = True,
+        overlay: bool = False,
+        overlay_weight: float = 0.5,
+        overlay_prediction: bool = True,
+    ) -> Explanation:
+        """See :meth:`visualize`."""
+        return self.visualize(explanation, original_input_image, output_size, scaling, resize,
+                              colormap, overlay, overlay_weight, overlay_prediction)
+
+    def visualize(
+        self,
+        explanation: Explanation,
+        original_input_image: np.ndarray | None = None,
+        output_size: tuple[int, int] | None = None,
+        scaling: bool = False,
+        resize: bool = True,
+        colormap: bool = True,
+        overlay: bool = False,
+        overlay_weight: float = 0.5,
+        overlay_prediction: bool = True,
+    ) -> Explanation:
+        """Post-process ``explanation``'s maps (in place) and return it.
+
+        Steps, as in the reference: ``scaling`` alone (without resize and overlay) min-max
+        scales the grey maps to uint8; ``resize`` resizes them to ``output_size`` or the image's
+        size, then min-max scales them to uint8 (truncated); ``colormap`` colours them (JET,
+        RGB; needs uint8 maps); ``overlay`` (resize and colour map implied) blends them over
+        the image, ``overlay_weight`` being the image's weight, and with
+        ``overlay_prediction`` writes the label (and score) on classification maps, or draws
+        the predicted box of detection maps.
+
+        Parameters
+        ----------
+        explanation
+            Grey maps (a ``*_GRAY`` layout) of one shape.
+        original_input_image
+            The picture: ``(H, W, 3)``, ``(3, H, W)`` or a batch of one; needed for
+            ``overlay``, and gives the size to resize to unless ``output_size`` does.
+        output_size
+            ``(H, W)`` of the output maps.
+        scaling, resize, colormap, overlay, overlay_weight, overlay_prediction
+            See above.
+
+        Raises
+        ------
+        ValueError
+            A step that needs grey maps on colour ones, ``colormap`` on maps that are not
+            uint8, ``resize`` without an image or ``output_size``, ``overlay`` without an
+            image, maps of different shapes.
+        """
+        from salvo._checks import check_flag
+
+        do_scaling, do_resize, do_colormap, do_overlay, draw = (
+            check_flag(v, n) for v, n in ((scaling, "scaling"), (resize, "resize"),
+                                          (colormap, "colormap"), (overlay, "overlay"),
+                                          (overlay_prediction, "overlay_prediction")))
+        image = None if original_input_image is None else format_to_bhwc(original_input_image)
+        keys = explanation.targets
+        if not keys:
+            return explanation
+        values = [np.asarray(v) for v in explanation.saliency_map.values()]
+        if len({v.shape for v in values}) > 1:
+            raise ValueError(
+                f"the explanation's maps must share one shape, got {sorted({v.shape for v in values})}"
+            )
+        maps = np.stack(values)
+        layout = explanation.layout
+
+        def need_gray(step: str) -> None:
+            if layout not in GRAY_LAYOUTS:
+                raise ValueError(
+                    f"saliency maps to {step} must be grey (layout in "
+                    f"{sorted(x.name for x in GRAY_LAYOUTS)}), got {layout.name}"
+                )
+
+        def resized(maps: np.ndarray) -> np.ndarray:
+            need_gray("resize")
+            if output_size is not None:
+                size = _check_size(output_size)
+            elif image is not None:
+                size = infer_size_from_image(image)
+            else:
+                raise ValueError(
+                    "resize needs original_input_image or output_size to take the size from"
+                )
+            # as the reference: min-max again after the resize, so that the maps fill 0..255
+            return _scaling(_resize(maps, size))
+
+        def coloured(maps: np.ndarray) -> np.ndarray:
+            nonlocal layout
+            need_gray("colour-map")
+            if maps.dtype != np.uint8:
+                raise ValueError(
+                    f"colormap needs uint8 maps, got {maps.dtype}: pass scaling=True (or "
+                    "resize=True)"
+                )
+            layout = (Layout.ONE_MAP_PER_IMAGE_COLOR if layout in ONE_MAP_LAYOUTS
+                      else Layout.MULTIPLE_MAPS_PER_IMAGE_COLOR)
+            return _colormap(maps)
+
+        if do_scaling and not do_resize and not do_overlay:
+            need_gray("scale")
+            maps = _scaling(maps)
+        if do_overlay:
+            if image is None:
+                raise ValueError("overlay needs original_input_image (the picture to draw on)")
+            maps = coloured(resized(maps))
+            picture = image
+            if output_size is not None:
+                out_h, out_w = _check_size(output_size)
+                picture = cv2.resize(np.ascontiguousarray(image[0]), (out_w, out_h))[None]
+            maps = np.ascontiguousarray(_overlay(maps, picture, overlay_weight))
+            if draw and explanation.task is Task.CLASSIFICATION:
+                _draw_labels(maps, keys, explanation.label_names, explanation.predictions)
+            elif draw and explanation.task is Task.DETECTION:
+                _draw_boxes(maps, keys, explanation.label_names, explanation.predictions)
+        else:
+            if do_resize:
+                maps = resized(maps)
+            if do_colormap:
+                maps = coloured(maps)
+        explanation.saliency_map = {key: maps[i] for i, key in enumerate(keys)}
+        explanation.layout = layout
+        return explanation
+
+
+def _draw_labels(maps: np.ndarray, keys: Sequence[Any], label_names: Sequence[str] | None,
+                 predictions: Mapping[Any, Any] | None) -> None:
+    """Write each map's label (and score) in red at its top left, as the reference does."""
+    offset = 3
+    for smap, key in zip(maps, keys):
+        if label_names and isinstance(key, int) and 0 <= key < len(label_names):
+            label = label_names[key]
+        else:
+            label = str(key)
+        pred = (predictions or {}).get(key)
+        if pred is not None and pred.score:
+            label = f"{label}|{pred.score:.2f}"
+        scale, height = _fit_text(label, offset, smap.shape[1])
+        cv2.putText(smap, label, (offset, height + offset), cv2.FONT_HERSHEY_DUPLEX, scale,
+                    (255, 0, 0), 1)
+
+
+def _draw_boxes(maps: np.ndarray, keys: Sequence[Any], label_names: Sequence[str] | None,
+                predictions: Mapping[Any, Any] | None) -> None:
+    """Draw each map's predicted box and ``label|score`` in red, as the reference does."""
+    if not predictions:
+        return
+    for smap, key in zip(maps, keys):
+        pred = predictions.get(key)
+        if pred is None or pred.bounding_box is None:
+            continue
+        x1, y1, x2, y2 = (int(v) for v in np.asarray(pred.bounding_box, dtype=np.int32))
+        cv2.rectangle(smap, (x1, y1), (x2, y2), (255, 0, 0), 2)
+        label: Any = pred.label
+        if label_names and isinstance(pred.label, (int, np.integer)) and (
+                0 <= int(pred.label) < len(label_names)):
+            label = label_names[int(pred.label)]
+        text = f"{label}|{float(pred.score or 0.0):.2f}"
+        scale, _ = _fit_text(text, x1, smap.shape[1])
+        cv2.putText(smap, text, (x1, y1 - 7), cv2.FONT_HERSHEY_DUPLEX, scale, (255, 0, 0), 1)
+
+
+__all__ += [
+    "COLOR_MAPPED_LAYOUTS",
+    "GRAY_LAYOUTS",
+    "MULTIPLE_MAP_LAYOUTS",
+    "ONE_MAP_LAYOUTS",
+    "Explanation",
+    "Layout",
+    "Prediction",
+    "Task",
+    "Visualizer",
+    "colormap",
+    "format_to_bhwc",
+    "infer_size_from_image",
+    "overlay",
+    "resize",
+    "scaling",
+]

@@ -1,23 +1,28 @@
 """Numba kernels for post-processing many saliency maps at once.
 
-One parallel pass over a stack of ``T`` raw maps does, per map: min-max scaling to 0..255,
-bilinear resize, JET colour map and (optionally) the overlay blend, writing straight into one
-preallocated ``(T, H, W, C)`` uint8 array. It reproduces OpenCV's per-map pipeline
-(``cv2.resize(INTER_LINEAR)`` on uint8, ``cv2.applyColorMap(COLORMAP_JET)``, BGR→RGB):
+One parallel pass over a stack of ``T`` raw maps does, per map: bilinear resize, min-max
+scaling to 0..255, JET colour map and (optionally) the overlay blend, writing straight into one
+preallocated ``(T, H, W, C)`` uint8 array. It reproduces the reference toolkit's pipeline
+(``cv2.resize(INTER_LINEAR)`` of the map in its own dtype, its ``scaling`` of the resized map,
+truncated to uint8, ``cv2.applyColorMap(COLORMAP_JET)``, BGR→RGB):
 
-* resize coefficients are computed exactly as OpenCV does for 8-bit images: half-pixel
-  centres, source offset and fraction in float32, 11-bit fixed-point weights
-  (``round(w * 2048)``), an exact integer horizontal pass and the vertical pass of OpenCV's
-  SIMD path (``((r0 >> 4) * b0 >> 16) + ((r1 >> 4) * b1 >> 16) + 2 >> 2``); rows above/below
-  the image reuse the border row with the unclamped weights, as OpenCV does;
+* resize coefficients are computed exactly as OpenCV does: half-pixel centres, source offset
+  and fraction in float32; for uint8 maps 11-bit fixed-point weights (``round(w * 2048)``), an
+  exact integer horizontal pass and the vertical pass of OpenCV's SIMD path (``((r0 >> 4) * b0
+  >> 16) + ((r1 >> 4) * b1 >> 16) + 2 >> 2``); for float maps float32 weights ``(1 - f, f)``;
+  rows above/below the image reuse the border row with the unclamped weights, as OpenCV does;
+* the resized map's minimum and maximum give the scaling, ``uint8(255 * (x - min) / (max - min
+  + 1e-12))`` with every operation in float32, as NumPy computes the reference's formula (for
+  uint8 maps a 256-entry table per map);
 * the colour map is a 256-entry RGB table taken once from ``cv2.applyColorMap``;
 * the overlay is a lookup in a ``(256, 3, 256)`` uint8 table, ``table[g, c, v] =
   rint(overlay_weight * jet[g, c] + (1 - overlay_weight) * v)`` (computed once in float64, see
   :func:`overlay_table`), so the blend needs no float image at all.
 
-On the shapes tested (see ``tests/kernels/test_vis_kernels.py``) this is bit-exact with
-OpenCV 5 on this machine; the contract is ±1 per channel (OpenCV's scalar tail uses a slightly
-different rounding on some CPUs).
+On the shapes tested (see ``tests/kernels/test_vis_kernels.py``) uint8 maps are bit-exact with
+OpenCV 5 on this machine; the contract is ±1 per grey level (OpenCV's scalar tail uses a slightly
+different rounding on some CPUs, and its float resize may round a last bit differently, which
+the truncation can turn into one level).
 
 The per-map work lives in a plain ``@njit(cache=True)`` function so its machine code is cached
 on disk; only the small ``parallel=True`` driver is compiled in each process.
@@ -108,8 +113,67 @@ def _horizontal_coefficients(src: int, dst: int) -> tuple[np.ndarray, np.ndarray
     return index, weight
 
 
+def _float_coefficients(src: int, dst: int, *, horizontal: bool
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's bilinear weights for float images along one axis: the fraction in float32,
+    weights ``(1 - f, f)``; horizontally the fraction is zeroed outside the image (as in
+    :func:`_horizontal_coefficients`), vertically the border row is reused with the weights."""
+    if src < 1 or dst < 1:
+        raise ValueError(f"resize lengths must be >= 1, got src={src}, dst={dst}")
+    scale = 1.0 / (float(dst) / float(src))
+    pos = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+    start = np.floor(pos)
+    frac = (pos - start).astype(np.float32)
+    start = start.astype(np.int64)
+    index = np.empty((dst, 2), dtype=np.int32)
+    index[:, 0] = np.clip(start, 0, src - 1)
+    index[:, 1] = np.clip(start + 1, 0, src - 1)
+    weight = np.empty((dst, 2), dtype=np.float32)
+    weight[:, 0] = np.float32(1.0) - frac
+    weight[:, 1] = frac
+    if horizontal:
+        clamp = (start < 0) | (start >= src - 1)
+        weight[clamp, 0] = 1.0
+        weight[clamp, 1] = 0.0
+    return index, weight
+
+
 @njit(cache=True, nogil=True)
-def _process_one(
+def _scaled_level(v: np.float32, lo: np.float32, den: np.float32) -> np.uint8:
+    """The reference's ``scaling``: ``255 * (v - lo) / (hi - lo + 1e-12)`` in float32, truncated
+    to uint8 (every operation in float32, as NumPy does it on a float32 array)."""
+    q = np.float32(255.0) * (v - lo) / den
+    if q <= np.float32(0.0):
+        return np.uint8(0)
+    if q >= np.float32(255.0):
+        return np.uint8(255)
+    return np.uint8(q)
+
+
+@njit(cache=True, nogil=True)
+def _write_row(levels: np.ndarray, y: int, lut: np.ndarray, colormap: bool, overlay: bool,
+               table: np.ndarray, image: np.ndarray, out: np.ndarray) -> None:
+    """Write row ``y`` of grey levels ``levels`` ``(W,)`` into ``out``: grey, JET colour, or
+    the overlay blend."""
+    out_w = levels.shape[0]
+    if not colormap:
+        for x in range(out_w):
+            out[y, x, 0] = levels[x]
+    elif overlay:
+        for x in range(out_w):
+            g = levels[x]
+            for c in range(3):
+                out[y, x, c] = table[g, c, image[y, x, c]]
+    else:
+        for x in range(out_w):
+            g = levels[x]
+            out[y, x, 0] = lut[g, 0]
+            out[y, x, 1] = lut[g, 1]
+            out[y, x, 2] = lut[g, 2]
+
+
+@njit(cache=True, nogil=True)
+def _process_u8(
     raw: np.ndarray,
     xi: np.ndarray,
     xw: np.ndarray,
@@ -122,42 +186,22 @@ def _process_one(
     image: np.ndarray,
     out: np.ndarray,
 ) -> bool:
-    """Scale, resize, colour and blend one ``(h, w)`` map into ``out`` ``(H, W, C)``.
-
-    ``table`` is :func:`overlay_table` and ``image`` the ``(H, W, 3)`` uint8 picture; both
-    only read when ``overlay``.
-
-    Returns False (and writes nothing) if the map holds a NaN or an infinity.
-    """
+    """Resize one uint8 ``(h, w)`` map as OpenCV does (8-bit fixed point), min-max scale the
+    result with truncation, colour and blend it into ``out`` ``(H, W, C)``. The resized map is
+    kept as uint8 (one byte per output pixel) until its range is known."""
     h, w = raw.shape
     out_h = out.shape[0]
     out_w = out.shape[1]
-
-    # min-max, rejecting non-finite values
-    lo = np.inf
-    hi = -np.inf
-    for i in range(h):
-        for j in range(w):
-            v = np.float64(raw[i, j])
-            if not np.isfinite(v):
-                return False
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
-    factor = 255.0 / (hi - lo + 1e-12)
-
-    # scaled uint8 levels, then the exact integer horizontal pass (weights sum to ~2048)
-    levels = np.empty((h, w), dtype=np.int32)
-    for i in range(h):
-        for j in range(w):
-            levels[i, j] = np.int32(np.rint((np.float64(raw[i, j]) - lo) * factor))
+    # the exact integer horizontal pass (weights sum to ~2048)
     rows = np.empty((h, out_w), dtype=np.int32)
     for i in range(h):
         for x in range(out_w):
-            rows[i, x] = levels[i, xi[x, 0]] * xw[x, 0] + levels[i, xi[x, 1]] * xw[x, 1]
-
+            rows[i, x] = np.int32(raw[i, xi[x, 0]]) * xw[x, 0] + np.int32(
+                raw[i, xi[x, 1]]) * xw[x, 1]
     # vertical pass as OpenCV's SIMD path: pre-shift by 4, high half of the 16-bit product
+    grey = np.empty((out_h, out_w), dtype=np.uint8)
+    lo = 255
+    hi = 0
     for y in range(out_h):
         r0 = rows[yi[y, 0]]
         r1 = rows[yi[y, 1]]
@@ -169,21 +213,27 @@ def _process_one(
                 g = 255
             elif g < 0:
                 g = 0
-            if colormap:
-                if overlay:
-                    for c in range(3):
-                        out[y, x, c] = table[g, c, image[y, x, c]]
-                else:
-                    out[y, x, 0] = lut[g, 0]
-                    out[y, x, 1] = lut[g, 1]
-                    out[y, x, 2] = lut[g, 2]
-            else:
-                out[y, x, 0] = np.uint8(g)
+            grey[y, x] = g
+            if g < lo:
+                lo = g
+            if g > hi:
+                hi = g
+    # min-max of the resized map, truncated: one table of the 256 levels
+    flo = np.float32(lo)
+    den = (np.float32(hi) - flo) + np.float32(1e-12)
+    level = np.empty(256, dtype=np.uint8)
+    for v in range(256):
+        level[v] = _scaled_level(np.float32(v), flo, den)
+    for y in range(out_h):
+        row = grey[y]
+        for x in range(out_w):
+            row[x] = level[row[x]]
+        _write_row(row, y, lut, colormap, overlay, table, image, out)
     return True
 
 
-@njit(parallel=True)
-def _process_all(
+@njit(cache=True, nogil=True)
+def _process_float(
     raw: np.ndarray,
     xi: np.ndarray,
     xw: np.ndarray,
@@ -195,12 +245,62 @@ def _process_all(
     table: np.ndarray,
     image: np.ndarray,
     out: np.ndarray,
-    ok: np.ndarray,
-) -> None:
+) -> bool:
+    """Resize one float ``(h, w)`` map bilinearly in float32 (OpenCV's float weights), min-max
+    scale the result with truncation, colour and blend it into ``out`` ``(H, W, C)``. Two
+    passes over the output rows, no full-size scratch array.
+
+    Returns False (and writes nothing) if the map holds a NaN or an infinity.
+    """
+    h, w = raw.shape
+    out_h = out.shape[0]
+    out_w = out.shape[1]
+    for i in range(h):
+        for j in range(w):
+            if not np.isfinite(raw[i, j]):
+                return False
+    rows = np.empty((h, out_w), dtype=np.float32)
+    for i in range(h):
+        for x in range(out_w):
+            rows[i, x] = (np.float32(raw[i, xi[x, 0]]) * xw[x, 0]
+                          + np.float32(raw[i, xi[x, 1]]) * xw[x, 1])
+    lo = np.float32(np.inf)
+    hi = np.float32(-np.inf)
+    for y in range(out_h):
+        r0 = rows[yi[y, 0]]
+        r1 = rows[yi[y, 1]]
+        b0 = yw[y, 0]
+        b1 = yw[y, 1]
+        for x in range(out_w):
+            v = r0[x] * b0 + r1[x] * b1
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+    den = (hi - lo) + np.float32(1e-12)
+    levels = np.empty(out_w, dtype=np.uint8)
+    for y in range(out_h):
+        r0 = rows[yi[y, 0]]
+        r1 = rows[yi[y, 1]]
+        b0 = yw[y, 0]
+        b1 = yw[y, 1]
+        for x in range(out_w):
+            levels[x] = _scaled_level(r0[x] * b0 + r1[x] * b1, lo, den)
+        _write_row(levels, y, lut, colormap, overlay, table, image, out)
+    return True
+
+
+@njit(parallel=True)
+def _process_all_u8(raw, xi, xw, yi, yw, lut, colormap, overlay, table, image, out, ok):
     for t in prange(raw.shape[0]):
-        ok[t] = _process_one(
-            raw[t], xi, xw, yi, yw, lut, colormap, overlay, table, image, out[t]
-        )
+        ok[t] = _process_u8(raw[t], xi, xw, yi, yw, lut, colormap, overlay, table, image, out[t])
+
+
+@njit(parallel=True)
+def _process_all_float(raw, xi, xw, yi, yw, lut, colormap, overlay, table, image, out, ok):
+    for t in prange(raw.shape[0]):
+        ok[t] = _process_float(raw[t], xi, xw, yi, yw, lut, colormap, overlay, table, image,
+                               out[t])
 
 
 @contextmanager
@@ -216,8 +316,6 @@ def _numba_threads(num_threads: int | None) -> Iterator[None]:
         numba.set_num_threads(previous)
 
 
-_NATIVE_DTYPES = (np.dtype(np.uint8), np.dtype(np.float32), np.dtype(np.float64))
-
 
 def process_maps_batched(
     maps: np.ndarray,
@@ -228,18 +326,20 @@ def process_maps_batched(
     overlay_weight: float = 0.5,
     num_threads: int | None = None,
 ) -> np.ndarray:
-    """Scale, resize, colour-map and blend a stack of maps in one parallel pass.
+    """Resize, scale, colour-map and blend a stack of maps in one parallel pass.
 
-    Per map: min-max to 0..255 (``rint(255 * (x - min) / (max - min + 1e-12))``), bilinear
-    resize as ``cv2.resize(..., INTER_LINEAR)`` on uint8, JET colour map in RGB order, and with
-    ``image`` the blend ``rint(overlay_weight * colour + (1 - overlay_weight) * image)``
-    (through :func:`overlay_table`; no float image is made).
+    Per map, in the reference toolkit's order: bilinear resize as ``cv2.resize(...,
+    INTER_LINEAR)`` in the map's own kind of numbers (uint8 maps with OpenCV's 8-bit fixed
+    point, other maps in float32), then min-max to 0..255 truncated as the reference's
+    ``scaling`` (``uint8(255 * (x - min) / (max - min + 1e-12))`` in float32), JET colour map in
+    RGB order, and with ``image`` the blend ``rint(overlay_weight * colour + (1 -
+    overlay_weight) * image)`` (through :func:`overlay_table`; no float image is made).
 
     Parameters
     ----------
     maps
-        ``(T, h, w)`` uint8, float32 or float64 (other real dtypes are converted to float64).
-        No NaN or infinity.
+        ``(T, h, w)`` uint8 or float (other real dtypes are converted to float32). No NaN or
+        infinity.
     out_size
         ``(H, W)`` of the output maps; ``(h, w)`` leaves the size unchanged (exactly).
     colormap
@@ -270,11 +370,12 @@ def process_maps_batched(
     maps = np.asarray(maps)
     if maps.ndim != 3:
         raise ValueError(f"maps must be (T, h, w), got shape {maps.shape}")
-    if maps.dtype not in _NATIVE_DTYPES:
-        if not (np.issubdtype(maps.dtype, np.integer) or np.issubdtype(maps.dtype, np.floating)):
-            raise TypeError(f"maps must hold real numbers, got dtype {maps.dtype}")
-        maps = maps.astype(np.float64)
-    maps = np.ascontiguousarray(maps)
+    if maps.dtype == np.bool_ or not (
+        np.issubdtype(maps.dtype, np.integer) or np.issubdtype(maps.dtype, np.floating)
+    ):
+        raise TypeError(f"maps must hold real numbers, got dtype {maps.dtype}")
+    kind_u8 = maps.dtype == np.uint8
+    maps = np.ascontiguousarray(maps, dtype=np.uint8 if kind_u8 else np.float32)
     num_maps, h, w = maps.shape
     if h < 1 or w < 1:
         raise ValueError(f"maps must be non-empty, got shape {maps.shape}")
@@ -300,14 +401,20 @@ def process_maps_batched(
         image = np.zeros((1, 1, 3), dtype=np.uint8)
         table = np.zeros((1, 3, 1), dtype=np.uint8)
 
-    xi, xw = _horizontal_coefficients(w, out_w)
-    yi, yw, _ = linear_resize_coefficients(h, out_h)
+    if kind_u8:
+        xi, xw = _horizontal_coefficients(w, out_w)
+        yi, yw, _ = linear_resize_coefficients(h, out_h)
+        run = _process_all_u8
+    else:
+        xi, xw = _float_coefficients(w, out_w, horizontal=True)
+        yi, yw = _float_coefficients(h, out_h, horizontal=False)
+        run = _process_all_float
     channels = 3 if colormap else 1
     out = np.empty((num_maps, out_h, out_w, channels), dtype=np.uint8)
     ok = np.ones(num_maps, dtype=np.bool_)
     if num_maps:
         with _numba_threads(num_threads):
-            _process_all(
+            run(
                 maps,
                 xi,
                 xw,

@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import openvino as ov
@@ -34,6 +34,7 @@ from salvo._checks import check_progress
 from salvo.common import Method, Preset, Task
 from salvo.common.targets import resolve_targets
 from salvo.common.utils import IdentityPreprocessFN
+from salvo.errors import ModelTypeError
 from salvo.inference import EngineConfig, InferenceEngine, check_device, read_model
 
 __all__ = [
@@ -49,6 +50,11 @@ __all__ = [
 
 #: The default ``preprocess_fn`` of every method (one shared instance, as in the reference).
 IDENTITY = IdentityPreprocessFN()
+
+#: The reference toolkit's type variables and alias (for annotations).
+Model = TypeVar("Model")
+CompiledModel = TypeVar("CompiledModel")
+PreprocessFn = Callable[[np.ndarray], np.ndarray]
 
 
 class Prediction(NamedTuple):
@@ -186,8 +192,11 @@ class MethodBase(ABC):
 
     Raises
     ------
+    ModelTypeError
+        ``model`` is neither an ``openvino.Model`` nor a path (a ``ValueError``, as the
+        reference raises, and a ``TypeError``).
     ValueError
-        ``model`` is neither an ``openvino.Model`` nor a path; a bad engine setting.
+        A bad engine setting.
     TypeError
         An engine keyword that does not exist.
     """
@@ -229,7 +238,7 @@ class MethodBase(ABC):
                 f"{', '.join(sorted(EngineConfig.keywords()))}"
             )
         if model is not None and not isinstance(model, (ov.Model, str, os.PathLike)):
-            raise ValueError(
+            raise ModelTypeError(
                 f"{type(model)} is not supported: model must be an openvino.Model or a path to "
                 "a model file"
             )

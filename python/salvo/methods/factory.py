@@ -20,6 +20,7 @@ import openvino as ov
 
 from salvo._checks import check_flag
 from salvo.common import Method, Task
+from salvo.errors import ModelTypeError
 from salvo.inference import read_model
 from salvo.methods.base import IDENTITY, MethodBase
 from salvo.methods.black_box.aise.classification import AISEClassification
@@ -32,6 +33,8 @@ from salvo.methods.white_box.base import WhiteBoxMethod, check_target_layer
 from salvo.methods.white_box.det_class_probability_map import DetClassProbabilityMap
 from salvo.methods.white_box.graph import find_node, is_transformer
 from salvo.methods.white_box.recipro_cam import ReciproCAM, ViTReciproCAM
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import IdentityPreprocessFN  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,30 @@ def method_class(method: Method, task: Task) -> type[MethodBase]:
 def all_keywords() -> frozenset[str]:
     """Every method keyword of every registered method (parameters and branch parameters)."""
     return frozenset().union(*(cls.keywords() for cls in REGISTRY.values()))
+
+
+#: The reference toolkit's names of method keywords: ``k`` (ViT-ReciproCAM's blocks) is
+#: ``num_blocks``.
+KEYWORD_ALIASES = {"k": "num_blocks"}
+
+
+def apply_aliases(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the reference's keyword names (:data:`KEYWORD_ALIASES`) renamed.
+
+    Raises
+    ------
+    ValueError
+        Both names given with different values.
+    """
+    out = dict(kwargs)
+    for old, new in KEYWORD_ALIASES.items():
+        if old in out:
+            value = out.pop(old)
+            if new in out and out[new] is not None and out[new] != value:
+                raise ValueError(f"{old} and {new} name the same setting; got {value!r} and "
+                                 f"{out[new]!r}")
+            out[new] = value
+    return out
 
 
 def as_enum(value: Any, enum: type, argument: str) -> Any:
@@ -262,7 +289,7 @@ def _create_whitebox(task: Task, model: Any, preprocess_fn: Any, explain_method:
         logger.info("Target insertion layer %s is provided.", shown)
     method = resolve_whitebox_method(model, task, explain_method, target_layer)
     cls = REGISTRY[(method, task)]
-    kwargs = dict(kwargs)
+    kwargs = apply_aliases(kwargs)
     prepare = check_flag(kwargs.pop("prepare_model", True), "prepare_model")
     _check_build_keywords(cls, kwargs)
     return cls(model, preprocess_fn, target_layer=target_layer, embed_scaling=embed_scaling,
@@ -399,7 +426,8 @@ def insert_xai(
     ValueError
         Unknown ``target_layer`` name (with close names), or a method that does not fit.
     TypeError
-        A keyword argument the method does not take, or a model that is not one.
+        A keyword argument the method does not take, or a model that is not one (then a
+        :class:`~salvo.errors.ModelTypeError`, also a ``ValueError`` as in the reference).
     XAIInsertionError
         The branch could not be built (no target found, head not batchable, ...).
     """
@@ -410,7 +438,7 @@ def insert_xai(
         return insert_xai_torch(model, task, explain_method, target_layer, embed_scaling,
                                 **kwargs)
     if not isinstance(model, (ov.Model, str, os.PathLike)):
-        raise TypeError(
+        raise ModelTypeError(
             f"model must be an openvino.Model, a path or a torch.nn.Module, got "
             f"{type(model).__name__}"
         )

@@ -34,6 +34,9 @@ from salvo.metrics.base import (
     min_max_unit,
     target_of,
 )
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import scaling  # noqa: F401
+from salvo.explainer.explanation import ONE_MAP_LAYOUTS, Explanation  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +205,13 @@ class ADCC(BaseMetric):
         image
             Unused (the reference's signature).
         """
+        integer = _integer_input(self.explainer)
+        if integer is not None and np.issubdtype(np.asarray(masked_image).dtype, np.floating):
+            # a model that takes whole numbers (uint8 pictures) is given the masked picture
+            # rounded to them, as the metric's own inferences are (the reference hands OpenVINO
+            # the float product, which it truncates)
+            info = np.iinfo(integer)
+            masked_image = np.clip(np.rint(masked_image), info.min, info.max).astype(integer)
         explanation = self.explainer(
             masked_image, targets=int(class_idx), colormap=False, scaling=False,
             **self.black_box_kwargs,
@@ -355,6 +365,20 @@ class ADCC(BaseMetric):
 def _masked(image: np.ndarray, unit: np.ndarray) -> np.ndarray:
     """``image * map`` (the map broadcast over channels), as the reference computes it."""
     return image * (unit[:, :, None] if image.ndim == 3 else unit)
+
+
+def _integer_input(explainer: Any) -> np.dtype | None:
+    """The integer element type of the explainer's model input (uint8, ...), or ``None`` when
+    it takes floats or is not a salvo Explainer."""
+    model = getattr(explainer, "model", None)
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        return None
+    try:
+        dtype = np.dtype(inputs[0].get_element_type().to_dtype())
+    except Exception:  # an element type NumPy has no dtype for
+        return None
+    return dtype if np.issubdtype(dtype, np.integer) else None
 
 
 def _check_range(class_idx: int, num_classes: int) -> None:

@@ -22,7 +22,10 @@ from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo._checks import as_real_array, fit_dtype
 from salvo.common import PER_IMAGE_MAP
-from salvo.common.utils import IdentityPreprocessFN
+from salvo.common.utils import IdentityPreprocessFN, scaling
+
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.explainer.explanation import Explanation  # noqa: F401
 from salvo.inference import InferenceEngine, read_model
 from salvo.methods.base import IDENTITY
 from salvo.methods.black_box.base import Scorer
@@ -58,24 +61,27 @@ def first_output(outputs: OVDict) -> np.ndarray:
 
 
 def min_max_unit(saliency_map: np.ndarray) -> np.ndarray:
-    """The reference's ``scaling(map, cast_to_uint8=False, max_value=1)``.
+    """The reference's ``scaling(map, cast_to_uint8=False, max_value=1)``, which this is.
 
     ``(x - min) / (max - min + 1e-12)`` computed in float32, like the reference.
 
     Parameters
     ----------
     saliency_map
-        ``(H, W)`` any real dtype.
+        ``(H, W)`` any real dtype, without NaN or infinity.
 
     Returns
     -------
     numpy.ndarray
         ``(H, W)`` float32 in [0, 1]; a constant map gives zeros.
+
+    Raises
+    ------
+    ValueError
+        Not 2-D or 3-D, empty, or NaN / infinity in the map (see
+        :func:`salvo.common.utils.scaling`).
     """
-    x = np.asarray(saliency_map, dtype=np.float32)
-    lo = x.min()
-    hi = x.max()
-    return (x - lo) / (hi - lo + np.float32(1e-12))
+    return scaling(saliency_map, cast_to_uint8=False, max_value=1)
 
 
 def check_map(saliency_map: Any, name: str = "saliency_map") -> np.ndarray:
@@ -196,7 +202,9 @@ def check_same_length(explanations: Sequence[Any], others: Sequence[Any], name: 
         raise TypeError(f"{name} must be a list with one entry per explanation, got "
                         f"{type(others).__name__}")
     if len(others) != len(explanations):
-        raise ValueError(
+        from salvo.errors import ArgumentError
+
+        raise ArgumentError(
             f"{name} has {len(others)} entries but there are {len(explanations)} explanations; "
             "give one per image"
         )

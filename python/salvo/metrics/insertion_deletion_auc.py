@@ -31,6 +31,8 @@ from salvo.metrics.base import (
     explanation_maps,
     target_of,
 )
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.explainer.explanation import ONE_MAP_LAYOUTS, Explanation  # noqa: F401
 
 logger = logging.getLogger(__name__)
 

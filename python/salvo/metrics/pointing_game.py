@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 
 from salvo.common import PER_IMAGE_MAP
-from salvo.errors import MetricWarning
+from salvo.errors import ArgumentError, MetricWarning
+
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.explainer.explanation import ONE_MAP_LAYOUTS, Explanation  # noqa: F401
 from salvo.metrics.base import (
     BaseMetric,
     check_map,
@@ -69,7 +72,11 @@ class PointingGame(BaseMetric):
       a negative width/height or a non-finite coordinate is a ``ValueError``;
     - ``evaluate`` skips maps whose class has no boxes (INFO log); if it could score no map at
       all it returns 0.0 with a WARNING (the reference returns 0.0 silently); an empty list of
-      explanations is a ``ValueError``.
+      explanations is a ``ValueError``;
+    - ``gt_bboxes`` keyed by label names for an explanation without ``label_names``, and a
+      number of ``gt_bboxes`` different from the number of explanations, are an
+      :class:`~salvo.errors.ArgumentError` (a ``ValueError``; also an ``AssertionError``, as the
+      reference asserts both).
     """
 
     def __init__(self) -> None:
@@ -154,6 +161,14 @@ class PointingGame(BaseMetric):
                         )
                     where = label_names[idx]
                 else:
+                    named = sorted(str(k) for k in image_boxes if isinstance(k, str))
+                    if named:
+                        raise ArgumentError(
+                            f"explanations[{i}] has no label_names, but gt_bboxes[{i}] names "
+                            f"its classes ({', '.join(named[:5])}{' ...' if len(named) > 5 else ''}"
+                            "); give the Explanation label_names (the class names by index), or "
+                            "key gt_bboxes by class index"
+                        )
                     where = idx
                 if where not in image_boxes:
                     logger.info(

@@ -18,6 +18,10 @@ from salvo.errors import PostprocessWarning
 from salvo.errors import UninformativeMapWarning
 from salvo.inference import EngineConfig, InferenceEngine
 from salvo.methods.base import IDENTITY, MethodBase, MethodResult, Prediction
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common import Preset  # noqa: F401
+from salvo.common.utils import IdentityPreprocessFN  # noqa: F401
+from salvo.methods.black_box.utils import check_classification_output
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +128,6 @@ class BlackBoxXAIMethod(MethodBase):
         """``postprocess_fn`` of the model's outputs for one preprocessed input, as the
         reference returns it (``(1, num_classes)``; checked by
         :func:`~salvo.methods.black_box.utils.check_classification_output`)."""
-        from salvo.methods.black_box.utils import check_classification_output
-
         logits = self.postprocess_fn(self.unmasked_outputs(np.asarray(data_preprocessed)))
         check_classification_output(logits)
         return logits

@@ -72,6 +72,10 @@ from salvo.methods.black_box.base import (
     predictions_for,
     warn_uninformative,
 )
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import IdentityPreprocessFN, is_bhwc_layout, scaling  # noqa: F401
+from salvo.methods.base import Prediction  # noqa: F401
+from salvo.methods.black_box.utils import check_classification_output  # noqa: F401
 
 logger = logging.getLogger(__name__)
 

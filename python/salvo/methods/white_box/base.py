@@ -32,7 +32,7 @@ from openvino.utils.data_helpers.wrappers import OVDict
 from salvo._checks import check_flag
 from salvo.common import PER_IMAGE_MAP, SALIENCY_MAP_OUTPUT_NAME, Task
 from salvo.common.utils import has_xai
-from salvo.errors import PostprocessWarning
+from salvo.errors import ModelTypeError, PostprocessWarning
 from salvo.inference import EngineConfig, has_dynamic_item_shape, read_model, with_input_shape
 from salvo.methods.base import (
     IDENTITY,
@@ -55,6 +55,9 @@ from salvo.methods.white_box.graph import (
     scale_maps,
     static_dims,
 )
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import IdentityPreprocessFN  # noqa: F401
+from salvo.methods.white_box.graph import insert_xai_branch_into_model  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +157,7 @@ class WhiteBoxMethod(MethodBase):
     ) -> None:
         super().__init__(None, preprocess_fn, device_name, progress=progress, **engine)
         if model is None or not isinstance(model, (ov.Model, str, os.PathLike)):
-            raise ValueError(
+            raise ModelTypeError(
                 f"{type(model)} is not supported: model must be an openvino.Model or a path to "
                 "a model file"
             )
@@ -349,7 +352,8 @@ class WhiteBoxMethod(MethodBase):
             predictions = {k: Prediction(label=k, score=float(scores[k]), bounding_box=None)
                            for k in keys}
         return MethodResult(maps=np.array(smap[keys]), targets=list(keys),
-                            predictions=predictions, num_inferences=1, scores=scores)
+                            predictions=predictions, num_inferences=1, scores=scores,
+                            extra={"num_classes": num_classes})
 
     def _scores(self, arrays: Sequence[np.ndarray], ports: Sequence[ov.Output], item: int,
                 skip: int, num_classes: int) -> np.ndarray | None:

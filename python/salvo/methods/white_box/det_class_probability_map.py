@@ -31,6 +31,8 @@ from salvo.common import Method, Task
 from salvo.methods.base import IDENTITY, MethodParams
 from salvo.methods.white_box.base import Branch, WhiteBoxMethod, check_target_layer
 from salvo.methods.white_box.graph import GraphIndex, XAIInsertionError, const, find_node
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import IdentityPreprocessFN  # noqa: F401
 
 logger = logging.getLogger(__name__)
 

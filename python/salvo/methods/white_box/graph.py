@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +36,7 @@ __all__ = [
     "XAIInsertionError",
     "attention_block_at",
     "build_model",
+    "cnn_target_candidates",
     "const",
     "find_cnn_target",
     "find_node",
@@ -43,7 +44,9 @@ __all__ = [
     "find_vit_target",
     "graft_head",
     "has_saliency_output",
+    "insert_xai_branch_into_model",
     "is_transformer",
+    "last_global_pool",
     "logits_output",
     "scale_maps",
     "scores_to_maps",
@@ -339,6 +342,53 @@ def _is_global_pool(node: ov.Node) -> bool:
     return False
 
 
+def cnn_target_candidates(model: ov.Model, index: GraphIndex | None = None
+                          ) -> Iterator[TargetLayer]:
+    """The CNN feature maps that may be explained, the best first (see
+    :func:`find_cnn_target`): the convolutional feature maps from the last one back, then, if
+    there is none, the input of the last global pooling."""
+    gi = index or GraphIndex(model)
+    score_node = logits_output(model).get_node()
+    anc = gi.ancestors(score_node)
+    blocks = transformer_blocks(model, gi)
+    if blocks:
+        # a transformer's patch embedding is not a CNN feature map: keep only what follows the blocks
+        anc -= gi.ancestors(blocks[0].x.get_node())
+    memo: dict[str, bool] = {}
+    found = False
+    for i in range(len(gi.ops) - 1, -1, -1):
+        n = gi.ops[i]
+        if n.get_name() not in anc or _is_const(n) or n.get_output_size() < 1:
+            continue
+        if _cnn_shape_ok(n.get_output_partial_shape(0)) and _conv_produced(gi, n, memo):
+            found = True
+            yield TargetLayer(
+                "cnn",
+                n.get_friendly_name(),
+                i,
+                0,
+                tuple(static_dims(n.get_output_partial_shape(0))),
+                "convolution",
+            )
+    if found:
+        return
+    for i in range(len(gi.ops) - 1, -1, -1):
+        n = gi.ops[i]
+        if n.get_name() not in anc or not _is_global_pool(n):
+            continue
+        src = n.input(0).get_source_output()
+        p = src.get_node()
+        yield TargetLayer(
+            "cnn",
+            p.get_friendly_name(),
+            gi.index(p),
+            src.get_index(),
+            tuple(static_dims(src.get_partial_shape())),
+            "pooling",
+        )
+        return
+
+
 def find_cnn_target(model: ov.Model, index: GraphIndex | None = None) -> TargetLayer:
     """Find the CNN feature map to explain.
 
@@ -352,46 +402,25 @@ def find_cnn_target(model: ov.Model, index: GraphIndex | None = None) -> TargetL
     XAIInsertionError
         Neither was found; the message asks for ``target_layer``.
     """
-    gi = index or GraphIndex(model)
-    score_node = logits_output(model).get_node()
-    anc = gi.ancestors(score_node)
-    blocks = transformer_blocks(model, gi)
-    if blocks:
-        # a transformer's patch embedding is not a CNN feature map: keep only what follows the blocks
-        anc -= gi.ancestors(blocks[0].x.get_node())
-    memo: dict[str, bool] = {}
-    for i in range(len(gi.ops) - 1, -1, -1):
-        n = gi.ops[i]
-        if n.get_name() not in anc or _is_const(n) or n.get_output_size() < 1:
-            continue
-        if _cnn_shape_ok(n.get_output_partial_shape(0)) and _conv_produced(gi, n, memo):
-            return TargetLayer(
-                "cnn",
-                n.get_friendly_name(),
-                i,
-                0,
-                tuple(static_dims(n.get_output_partial_shape(0))),
-                "convolution",
-            )
-    for i in range(len(gi.ops) - 1, -1, -1):
-        n = gi.ops[i]
-        if n.get_name() not in anc or not _is_global_pool(n):
-            continue
-        src = n.input(0).get_source_output()
-        p = src.get_node()
-        return TargetLayer(
-            "cnn",
-            p.get_friendly_name(),
-            gi.index(p),
-            src.get_index(),
-            tuple(static_dims(src.get_partial_shape())),
-            "pooling",
-        )
+    for target in cnn_target_candidates(model, index):
+        return target
     raise XAIInsertionError(
         "Could not find a target layer automatically: the model has no convolutional feature map "
         "(B, C, h, w) with 1 < h, w < C and no global pooling. Pass `target_layer` with the name of "
         "the last backbone node that outputs [1, num_channels, feature_map_height, feature_map_width]."
     )
+
+
+def last_global_pool(model: ov.Model, index: GraphIndex | None = None) -> ov.Node | None:
+    """The last global spatial pooling (mean, max or sum over H and W) among the ancestors of
+    the class scores, or ``None``."""
+    gi = index or GraphIndex(model)
+    anc = gi.ancestors(logits_output(model).get_node())
+    for i in range(len(gi.ops) - 1, -1, -1):
+        n = gi.ops[i]
+        if n.get_name() in anc and _is_global_pool(n):
+            return n
+    return None
 
 
 def _layer_norm_consumers(gi: GraphIndex, x: ov.Output) -> list[ov.Node]:
@@ -770,15 +799,17 @@ def graft_head(
 def scale_maps(x: ov.Output, axes: list[int]) -> ov.Output:
     """Min-max each map to 0..255 over ``axes`` and convert to uint8, in the graph.
 
-    ``255 * (x - min) / (max - min + 1e-12)``, rounded to nearest and clamped before the
-    conversion (OpenVINO's float-to-integer Convert truncates).
+    ``(x - min) / (max - min + 1e-12) * 255`` in float32, truncated to uint8: the reference
+    toolkit's in-graph scaling (its uint8 conversion truncates), so that white-box maps are the
+    reference's. The value is clamped to [0, 255] and floored explicitly, so the result does not
+    depend on how a device converts floats to integers.
     """
     ax = const(axes, np.int64)
     lo = ops.reduce_min(x, ax, keep_dims=True)
     hi = ops.reduce_max(x, ax, keep_dims=True)
-    num = ops.multiply(ops.subtract(x, lo), const(255.0))
     den = ops.add(ops.subtract(hi, lo), const(1e-12))
-    y = ops.clamp(ops.round(ops.divide(num, den), "half_to_even"), 0.0, 255.0)
+    y = ops.multiply(ops.divide(ops.subtract(x, lo), den), const(255.0))
+    y = ops.floor(ops.clamp(y, 0.0, 255.0))
     return ops.convert(y, ov.Type.u8).output(0)
 
 
@@ -815,6 +846,52 @@ def build_model(
         if key == "method":
             new.set_rt_info(value, "salvo_method")
     return new
+
+
+def insert_xai_branch_into_model(model: ov.Model, xai_output_node: ov.Node | ov.Output,
+                                 set_uint8: bool) -> ov.Model:
+    """A new model with ``model``'s outputs plus the output of ``xai_output_node``, named
+    ``saliency_map`` (the reference toolkit's ``inserter.insert_xai_branch_into_model``).
+
+    Parameters
+    ----------
+    model
+        The model whose graph ``xai_output_node`` was built on (its parameters are the new
+        model's; its nodes are shared, not copied).
+    xai_output_node
+        The node (its output 0) or the output computing the saliency maps.
+    set_uint8
+        Convert the maps to uint8: the values, expected in [0, 255], are clamped to it and
+        truncated (the reference truncates; values outside wrap around there).
+
+    Returns
+    -------
+    openvino.Model
+
+    Raises
+    ------
+    XAIInsertionError
+        The new graph is not valid (e.g. the node is not part of ``model``'s graph).
+    TypeError
+        Arguments of the wrong type.
+    """
+    if not isinstance(model, ov.Model):
+        raise TypeError(f"model must be an openvino.Model, got {type(model).__name__}")
+    if isinstance(xai_output_node, ov.Node):
+        out = xai_output_node.output(0)
+    elif isinstance(xai_output_node, ov.Output):
+        out = xai_output_node
+    else:
+        raise TypeError(
+            f"xai_output_node must be an openvino Node or Output, got "
+            f"{type(xai_output_node).__name__}"
+        )
+    if set_uint8:
+        y = ops.clamp(out, 0.0, 255.0)
+        if out.get_element_type().is_real():
+            y = ops.floor(y)
+        out = ops.convert(y, ov.Type.u8).output(0)
+    return build_model(model, out)
 
 
 def check_finite_outputs(arrays: list[np.ndarray], ports: list, item: int = 0) -> None:

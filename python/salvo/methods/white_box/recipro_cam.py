@@ -49,6 +49,9 @@ from salvo.methods.white_box.graph import (
     typed_const,
 )
 from salvo.methods.white_box.vit_recipro_cam import vit_recipro_cam_branch
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import IdentityPreprocessFN  # noqa: F401
+from salvo.methods.white_box.model_parser import IRParserCls, ModelType  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -582,7 +585,7 @@ class ViTReciproCAM(FeatureMapPerturbationBase):
         use_gaussian: bool = True,
         cls_token: bool = True,
         final_norm: bool = True,
-        k: int | None = None,
+        k: int = 1,
         prepare_model: bool = True,
         *,
         num_blocks: int | None = None,
@@ -590,9 +593,11 @@ class ViTReciproCAM(FeatureMapPerturbationBase):
     ) -> None:
         super().__init__(model, preprocess_fn, target_layer, embed_scaling, device_name,
                          **kwargs)
-        if k is not None and num_blocks is not None and k != num_blocks:
+        if k is None:
+            k = 1
+        if num_blocks is not None and k != 1 and k != num_blocks:
             raise ValueError(f"k and num_blocks name the same setting; got {k} and {num_blocks}")
-        blocks = num_blocks if num_blocks is not None else (1 if k is None else k)
+        blocks = num_blocks if num_blocks is not None else k
         self.build_params = ViTReciproCAMParams(use_gaussian, cls_token, final_norm,
                                                 blocks).validate()
         self._prepare_now(prepare_model)

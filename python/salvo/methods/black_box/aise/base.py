@@ -44,6 +44,9 @@ from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo._progress import RunProgress
 from salvo.common import Method, Preset
+
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import IdentityPreprocessFN, is_bhwc_layout  # noqa: F401
 from salvo.inference import EngineConfig, InferenceEngine, is_cpu_only
 from salvo.kernels import fill_masked
 from salvo.kernels.direct import BatchedDirect
@@ -54,6 +57,7 @@ from salvo.methods.black_box.base import BlackBoxXAIMethod, image_for_fill, is_f
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "GaussianPerturbationMask",
     "AISE_CLASSIFICATION_PRESETS",
     "AISE_DETECTION_PRESETS",
     "AISEBase",
@@ -403,6 +407,56 @@ def _scaled_uint8(maps: np.ndarray) -> np.ndarray:
     hi = flat.max(axis=1, keepdims=True) if flat.size else flat
     scaled = np.round(255.0 * (flat - lo) / (hi - lo + 1e-12))
     return scaled.astype(np.uint8).reshape(maps.shape)
+
+
+class GaussianPerturbationMask:
+    """Gaussian masks on an image grid (the reference toolkit's mask generator for AISE).
+
+    Pixel ``(i, j)`` of an ``H x W`` image sits at ``(x, y) = (j / (W - 1), i / (H - 1))``
+    (``numpy.linspace(0, 1, ...)`` per axis).
+
+    Parameters
+    ----------
+    input_size
+        ``(H, W)`` of the masks.
+    """
+
+    def __init__(self, input_size: tuple[int, int]) -> None:
+        from salvo._checks import check_int
+
+        try:
+            height, width = input_size
+        except (TypeError, ValueError):
+            raise ValueError(f"input_size must be (height, width), got {input_size!r}") from None
+        self.input_size = (check_int(height, "input_size height", minimum=1),
+                           check_int(width, "input_size width", minimum=1))
+
+    def generate_kernel_mask(self, gauss_param: tuple[float, float, float], scale: float = 1.0
+                             ) -> np.ndarray:
+        """One mask ``(H, W)`` float64: ``scale * g / max(g)`` with ``g = exp(-((x - cx)^2 +
+        (y - cy)^2) / (2 sigma^2))`` (``max`` over the grid, so the mask peaks at ``scale``).
+
+        Parameters
+        ----------
+        gauss_param
+            ``(cx, cy, sigma)`` in normalised coordinates: ``cx`` along the width (the column),
+            ``cy`` along the height, as the reference uses them (it calls them ``mh, mw``).
+        scale
+            The mask's peak value.
+        """
+        from salvo._checks import check_number
+
+        try:
+            cx, cy, sigma = (float(v) for v in gauss_param)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"gauss_param must be (cx, cy, sigma), got {gauss_param!r}"
+            ) from None
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        height, width = self.input_size
+        mask = render_masks([cx], [cy], [sigma], height, width)[0]
+        return mask.astype(np.float64) * check_number(scale, "scale")
 
 
 class _Call(NamedTuple):

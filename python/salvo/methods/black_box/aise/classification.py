@@ -11,16 +11,31 @@ from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo._progress import warn_long_run
 from salvo.common import Preset, Task
+
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import (  # noqa: F401
+    IdentityPreprocessFN,
+    infer_size_from_image,
+    logger,
+    scaling,
+    sigmoid,
+)
 from salvo.inference import EngineConfig
-from salvo.methods.base import MethodParams, MethodResult
+from salvo.methods.base import (
+    MethodParams,
+    MethodResult,
+    Prediction,  # noqa: F401
+)
 from salvo.methods.black_box.aise.base import (
     AISE_CLASSIFICATION_PRESETS,
     AISEBase,
     AISEClassificationParams,
+    GaussianPerturbationMask,  # noqa: F401
     _scaled_uint8,
     _sigmoid,
 )
 from salvo.methods.black_box.base import Scorer, predictions_for, warn_uninformative
+from salvo.methods.black_box.utils import check_classification_output  # noqa: F401
 
 __all__ = ["AISEClassification", "resolve_classification_params"]
 

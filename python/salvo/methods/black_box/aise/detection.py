@@ -29,6 +29,11 @@ from salvo.methods.black_box.detection import (
     no_box_message,
     select_target_boxes,
 )
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import IdentityPreprocessFN, infer_size_from_image, logger, scaling  # noqa: F401
+from salvo.methods.base import Prediction  # noqa: F401
+from salvo.methods.black_box.aise.base import GaussianPerturbationMask  # noqa: F401
+from salvo.methods.black_box.utils import check_detection_output  # noqa: F401
 
 __all__ = ["AISEDetection", "resolve_detection_params"]
 
