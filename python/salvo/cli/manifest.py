@@ -197,15 +197,16 @@ class Manifest:
         line = json.dumps(record, default=json_default, ensure_ascii=False) + "\n"
         self._journal.write(line.encode("utf-8"))
 
-    def write(self, summary: dict[str, Any], *, force: bool = True, final: bool = False) -> None:
+    def write(self, summary: dict[str, Any], *, force: bool = True, final: bool = False) -> bool:
         """Rewrite ``manifest.json`` atomically with ``summary`` and every record.
 
         ``force=False``: only when something was added and the last write is a few seconds
-        old. The journal is then started afresh, or removed when ``final``.
+        old. The journal is then started afresh, or removed when ``final``. Returns whether
+        the file was written.
         """
         now = time.monotonic()
         if not force and (not self._dirty or now - self._last_write < _FLUSH_SECONDS):
-            return
+            return False
         data = {**self.header, "summary": summary, "images": list(self.images.values())}
         text = json.dumps(data, indent=1, default=json_default, ensure_ascii=False)
         atomic_write(self.path, text.encode("utf-8"))
@@ -217,6 +218,7 @@ class Manifest:
                 self.journal_path.unlink(missing_ok=True)
             else:
                 self._start_journal()
+        return True
 
     def close(self) -> None:
         """Close the journal (left on disk: a later run recovers it)."""
