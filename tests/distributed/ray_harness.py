@@ -106,6 +106,7 @@ class TestCluster:
     __test__ = False  # not a test class
 
     def __init__(self, folder: Path, nodes: int = 2, cpus: int = 2, timeout: float = 120) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
         self.netns = NetNamespace()
         self.env = child_environment()
         self.info_path = folder / "cluster.json"

@@ -314,3 +314,38 @@ def test_ray_without_an_address_starts_a_local_ray(data, cluster, reference, tmp
     assert maps_in(out) == expected
     manifest, _ = consistent(out)
     assert manifest["runner"]["address"] is None and manifest["runner"]["nodes"] == 1
+
+
+def test_runs_finish_on_one_cpu_nodes(data, reference, tmp_path):
+    """Nodes of one CPU: actors that reserve every CPU still finish a run of files (no read
+    stage); a dataset read with ``read_images`` (read tasks of one CPU each) finishes because
+    the default pool then reserves no CPU (a pool leaving the reads no CPU waits for ever)."""
+    small = TestCluster(tmp_path / "cluster", nodes=2, cpus=1)
+    try:
+        photos = data["photos"] / "a"
+        expected = {name[2:]: blob for name, blob in reference["maps"].items()
+                    if name.startswith("a/")}
+        out = tmp_path / "files"
+        done = small.run(["-m", "salvo", *command(data, out, "--ray", small.address,
+                                                   "--ray-cpus", "1", photos=photos)],
+                         timeout=RUN_SECONDS)
+        assert done.returncode == 0, done.stderr
+        assert maps_in(out) == expected
+        out = tmp_path / "dataset"
+        script = tmp_path / "dataset_run.py"
+        script.write_text(DATASET_SCRIPT.replace(
+            'address="local", num_cpus=3, include_dashboard=False, ', 'address=cfg["address"], '
+        ).replace("for _ in range(2)", "for _ in range(1)"))
+        options = {"labels": data["labels"], "preprocess": "unit", "method": "rise",
+                   "num_masks": 1000, "seed": 7, "batch_size": 16, "num_requests": 2,
+                   "precision": "f32", "targets": "top2", "save_raw": True, "no_progress": True}
+        cfg = {"photos": str(photos), "model": data["model"], "out": str(out),
+               "options": options, "address": small.address}
+        done = small.run([str(script), json.dumps(cfg)], timeout=RUN_SECONDS)
+        assert done.returncode == 0, done.stderr
+        assert "the actors reserve no CPU" in done.stderr
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == [[NUM_IMAGES // 2, 0, 0, 0]]
+        assert maps_in(out) == expected
+        consistent(out)
+    finally:
+        small.close()

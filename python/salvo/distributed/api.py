@@ -154,7 +154,6 @@ def explain_dataset(
     salvo.errors.UsageError
         What ``salvo explain`` refuses (named by its command-line flag), or Ray not installed.
     """
-    import_ray()
     dataset = _is_dataset(images)
     if dataset:
         paths = ["<ray dataset>"]
@@ -186,6 +185,7 @@ def explain_dataset(
     args.argv = ["explain", os.fspath(model), *paths, "--out", os.fspath(out),
                  f"--ray={address or ''}",
                  *(f"--{k.replace('_', '-')}={v!r}" for k, v in sorted(options.items()))]
+    import_ray()
     if dataset:
         prepared = prepare_run(args, RayDatasetRun.factory(images, root), expand=False)
     else:
