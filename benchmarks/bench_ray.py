@@ -47,9 +47,8 @@ from _common import loadavg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "distributed"))
-from ray_harness import TestCluster  # noqa: E402
-
-from salvo.zoo import SAMPLE_IMAGES, sample_image  # noqa: E402
+from ray_harness import TestCluster
+from salvo.zoo import SAMPLE_IMAGES, sample_image
 
 METHODS = {
     "rise": ["--method", "rise", "--preset", "speed"],
@@ -201,13 +200,12 @@ def _cpu() -> float:
 
 
 def write_markdown(path: Path, result: dict) -> None:
-    lines = [f"# salvo explain: local vs --ray ({result['images']} images, "
-             f"EfficientNet-Lite0, {os.cpu_count()} cores)", "",
-             f"load average at the start: {result['load_start']}, at the end: "
-             f"{result['load_end']}", "",
-             "| round | method | config | wall s | images/s | x local | run s | driver CPU-s | "
-             "CPU-s/image | bytes in+out/image | load before |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    title = (f"# salvo explain: local vs --ray ({result['images']} images, "
+             f"EfficientNet-Lite0, {os.cpu_count()} cores)")
+    load = f"load average at the start: {result['load_start']}, at the end: {result['load_end']}"
+    header = ("| round | method | config | wall s | images/s | x local | run s | driver CPU-s | "
+              "CPU-s/image | bytes in+out/image | load before |")
+    lines = [title, "", load, "", header, "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
         local = next(x for x in result["runs"] if x["round"] == r["round"]
                      and x["method"] == r["method"] and x["config"] == "local")
@@ -217,10 +215,11 @@ def write_markdown(path: Path, result: dict) -> None:
                      f"{r['images_per_s']} | {r['images_per_s'] / local['images_per_s']:.3f} | "
                      f"{r['run_s']} | {r['driver_cpu_s']} | {r['driver_cpu_s_per_image']} | "
                      f"{io} | {r['load_before']} |")
-    lines += ["", "Driver bookkeeping (no Ray): per record (journal line + table row), one "
-              "rewrite of manifest.json, table part per record, the final table:", "",
-              "| records | add ms/record | manifest rewrite s | part ms/record | final table s | "
-              "manifest MB |", "|---|---|---|---|---|---|"]
+    caption = ("Driver bookkeeping (no Ray): per record (journal line + table row), one "
+               "rewrite of manifest.json, table part per record, the final table:")
+    header = ("| records | add ms/record | manifest rewrite s | part ms/record | final table s | "
+              "manifest MB |")
+    lines += ["", caption, "", header, "|---|---|---|---|---|---|"]
     for b in result["bookkeeping"]:
         lines.append(f"| {b['records']:,} | {b['add_ms_per_record']} | "
                      f"{b['manifest_rewrite_s']} | {b['part_ms_per_record']} | "
