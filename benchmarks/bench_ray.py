@@ -23,7 +23,7 @@ with ``--ray`` the cluster's work is elsewhere) and the bytes of rows sent and r
 table part, manifest rewrite) at 1 000 to 100 000 records, for the projection to many nodes.
 
     sudo python benchmarks/bench_ray.py [--images 60] [--rounds 1] [--order 0]
-        [--methods rise,reciprocam] [--out benchmarks/results/ray.json]
+        [--methods rise,reciprocam] [--configs local,ray1,ray2] [--out benchmarks/results/ray.json]
 
 Writes JSON and a Markdown table beside it. Speed is never asserted here.
 """
@@ -47,7 +47,7 @@ from _common import loadavg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "distributed"))
-from ray_harness import TestCluster
+from ray_harness import TestCluster, child_environment
 from salvo.zoo import SAMPLE_IMAGES, sample_image
 
 METHODS = {
@@ -207,8 +207,8 @@ def write_markdown(path: Path, result: dict) -> None:
               "CPU-s/image | bytes in+out/image | load before |")
     lines = [title, "", load, "", header, "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
-        local = next(x for x in result["runs"] if x["round"] == r["round"]
-                     and x["method"] == r["method"] and x["config"] == "local")
+        local = next((x for x in result["runs"] if x["round"] == r["round"]
+                      and x["method"] == r["method"] and x["config"] == "local"), r)
         io = "" if r["received_bytes_per_image"] is None else \
             f"{(r['sent_bytes_per_image'] or 0) + r['received_bytes_per_image']:.0f}"
         lines.append(f"| {r['round']} | {r['method']} | {r['config']} | {r['wall_s']} | "
@@ -233,6 +233,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--order", type=int, default=0, help="rotation of the first round")
     parser.add_argument("--methods", default="rise,reciprocam")
+    parser.add_argument("--configs", default="local,ray1,ray2",
+                        help="which of local, ray1, ray2 (to split the work over invocations)")
     parser.add_argument("--bookkeeping", default="1000,10000,100000",
                         help="record counts for the driver's bookkeeping cost ('' to skip)")
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/ray.json"))
@@ -246,10 +248,12 @@ def main() -> None:
         make_images(images, args.images)
         print(f"{args.images} images in {images}; starting the clusters (load {loadavg()})",
               flush=True)
-        clusters["ray1"] = TestCluster(work / "cluster1", nodes=1, cpus=2)
-        clusters["ray2"] = TestCluster(work / "cluster2", nodes=2, cpus=2)
-        env = clusters["ray1"].env
-        configs = ["local", "ray1", "ray2"]
+        configs = [c for c in args.configs.split(",") if c]
+        if "ray1" in configs:
+            clusters["ray1"] = TestCluster(work / "cluster1", nodes=1, cpus=2)
+        if "ray2" in configs:
+            clusters["ray2"] = TestCluster(work / "cluster2", nodes=2, cpus=2)
+        env = child_environment()
         for rnd in range(args.rounds):
             shift = (args.order + rnd) % len(configs)
             order = configs[shift:] + configs[:shift]

@@ -164,3 +164,21 @@ def test_without_pyarrow_the_run_works_without_a_table_and_says_so_once(files, t
     assert "3 done, 0 skipped, 1 failed" in done.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["images"]) == 4
+
+
+def test_a_table_that_cannot_be_written_leaves_the_manifest_and_no_stale_table(
+        files, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "maps"
+    assert main(explain(files, out)) == 1
+    assert (out / TABLE).is_file()
+
+    def refuse(self, records):
+        raise ValueError("a value pyarrow refuses")
+
+    monkeypatch.setattr(ResultsTable, "merge", refuse)
+    assert main(explain(files, out, "--force")) == 1, "the run itself is not failed by it"
+    err = capsys.readouterr().err
+    assert "could not write the results table: a value pyarrow refuses" in err
+    assert not (out / TABLE).exists(), "the earlier table no longer matches: removed"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["summary"]["done"] == 3

@@ -674,11 +674,15 @@ class ExplainRun:
         if manifest.write(self.summary(), force=False) and self.table is not None:
             self._table_step(self.table.write_part)
 
-    def _table_step(self, step: Callable[[], Any]) -> None:
+    def _table_step(self, step: Callable[[], Any]) -> bool:
+        """Run a table write; a failure is said and leaves the manifest the record of the run
+        (the table is only a view of it). Returns whether it worked."""
         try:
             step()
-        except OSError as exc:  # the manifest stays the record of the run
+        except Exception as exc:  # OSError, or pyarrow refusing a value
             say(f"salvo: error: could not write the results table: {exc}")
+            return False
+        return True
 
     def finish(self, manifest: Manifest) -> None:
         """Write the final manifest and rebuild the table from its records (also after an
@@ -693,7 +697,8 @@ class ExplainRun:
             return
         if self.table is not None:
             table = self.table
-            self._table_step(lambda: table.merge(manifest.images.values()))
+            if not self._table_step(lambda: table.merge(manifest.images.values())):
+                drop_stale_table(self.out)
         else:
             drop_stale_table(self.out)
             say(NO_PYARROW_NOTE)

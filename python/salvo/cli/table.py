@@ -232,14 +232,14 @@ def remove_parts(folder: Path) -> int:
 
 
 def drop_stale_table(folder: Path) -> None:
-    """Without pyarrow: remove a ``results.parquet`` of an earlier run (it could not be kept
-    consistent with the manifest this run writes) and any part files, saying so."""
+    """Remove a ``results.parquet`` that could not be rebuilt (no pyarrow, or the write
+    failed): it would no longer match the manifest. Part files go too; said in one line."""
     remove_parts(folder)
     path = folder / TABLE
     if path.is_file():
         try:
             os.unlink(path)
-            say(f"salvo: note: removed {path}: without pyarrow it cannot be kept up to date "
-                "with manifest.json")
+            say(f"salvo: note: removed {path}: it could not be brought up to date with "
+                "manifest.json")
         except OSError as exc:
             say(f"salvo: warning: {path} is out of date and could not be removed ({exc})")
