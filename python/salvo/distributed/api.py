@@ -71,17 +71,20 @@ def _option_value(name: str, action: argparse.Action, value: Any) -> Any:
         if not all(isinstance(v, str) for v in items):
             raise TypeError(f"param must be 'KEY=VALUE' strings, got {value!r}")
         return items
-    if action.type is int or action.type is float:
-        if isinstance(value, bool) or not isinstance(
-                value, numbers.Integral if action.type is int else numbers.Real):
-            kind = "an int" if action.type is int else "a number"
-            raise TypeError(f"{name} must be {kind}, got {type(value).__name__} {value!r}")
-        value = action.type(value)
+    convert: Any = action.type
+    if convert is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+        value = int(value)
+    elif convert is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+        value = float(value)
     elif name == "kernel_widths" and isinstance(value, (list, tuple)):
         value = [float(v) for v in value]
-    elif action.type is not None:
+    elif convert is not None:
         try:
-            value = action.type(str(value))
+            value = convert(str(value))
         except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
             raise ValueError(f"{name}: {exc}") from None
     if action.choices is not None and value not in action.choices:

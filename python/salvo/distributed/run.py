@@ -196,7 +196,7 @@ class ExplainActor:
             images[key] = batch["image"][i]
         records = list(self.worker.records(tasks, images=images, num_jobs=len(tasks)))
         for r in records:
-            owner = plan.owners.get(r.get("name"))
+            owner = plan.owners.get(str(r.get("name")))
             if owner is not None and owner != r["input"]:
                 r["replaces"] = owner
         return out + records
