@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import openvino as ov
 from salvo.measure import PlainQueue, items_per_second, peak_rss_mb, reset_peak_rss
+from salvo.metrics.adcc import correlation
 from salvo.zoo import efficientnet_lite0
 
 __all__ = [
@@ -83,13 +84,10 @@ def current_rss_mb() -> float:
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two maps (flattened, float64); NaN if either is constant."""
-    a = np.asarray(a, np.float64).ravel()
-    b = np.asarray(b, np.float64).ravel()
-    a = a - a.mean()
-    b = b - b.mean()
-    den = np.sqrt((a @ a) * (b @ b))
-    return float(a @ b / den) if den > 0 else float("nan")
+    """Pearson correlation of two maps (:func:`salvo.metrics.adcc.correlation`: flattened,
+    float64, clipped to [-1, 1]); NaN if either is constant."""
+    r = correlation(a, b)
+    return float("nan") if r is None else r
 
 
 def run_script(script: str | os.PathLike[str], args: list[str], timeout: float = 900) -> dict:

@@ -912,7 +912,7 @@ def markdown(res: dict) -> str:
         a("## Planted CNN class 1 at SPEED: why insertion < deletion")
         a("")
         a("Class 1's logit is the mean intensity of region 1 minus 0.01, so a mask that darkens "
-          "region 1 drives it below 0 and AISE (salvo and the reference alike, SPEC section 6) "
+          "region 1 drives it below 0 and AISE (salvo and the reference alike) "
           "puts that inference's scores through a sigmoid; the objective then compares "
           "sigmoid(-0.01) = 0.4975 with a raw logit of about 0.5 and hardly separates region 1 "
           "from the rest. At the smallest width its kernel-density map has a tiny positive "

@@ -209,9 +209,10 @@ PYBIND11_MODULE(_native, m) {
           py::arg("num_cells"), py::arg("prob"), py::arg("height"), py::arg("width"),
           py::arg("out") = py::none(), py::arg("num_threads") = 1,
           "RISE masks first..first+count-1 as (count, height, width) float32 (see rise.hpp).");
-    m.def("rise_grid", &rise_grid, py::arg("seed"), py::arg("mask_index"), py::arg("num_cells"),
+    m.def("_rise_grid", &rise_grid, py::arg("seed"), py::arg("mask_index"), py::arg("num_cells"),
           py::arg("prob"), py::arg("height"), py::arg("width"),
-          "The random parts of one RISE mask: (grid uint8 (n, n), dy, dx).");
+          "Test hook (salvo.testing.hooks.rise_grid): the random parts of one RISE mask, "
+          "(grid uint8 (n, n), dy, dx).");
     m.def("rise_hash", &salvo::rise_hash, py::arg("seed"), py::arg("mask_index"), py::arg("draw"),
           "The counter-based 64-bit hash behind every RISE draw.");
     m.def("accumulate_weighted", &accumulate_weighted, py::arg("weighted"), py::arg("scores"),
@@ -220,6 +221,7 @@ PYBIND11_MODULE(_native, m) {
           "mask_sum (P,) float64, also mask_sum += masks summed over K, in the same pass.");
     m.def("_parallel_selftest", &parallel_selftest, py::arg("n"), py::arg("fail_at"),
           py::arg("num_threads"),
-          "Test hook: run n tasks, task fail_at throws; returns how many tasks succeeded.");
+          "Test hook (salvo.testing.hooks.parallel_selftest): run n tasks, task fail_at "
+          "throws; returns how many tasks succeeded.");
     m.attr("HAS_TARGET_CLONES") = py::bool_(SALVO_HAS_TARGET_CLONES);
 }

@@ -11,7 +11,6 @@ names (with this model's class ids and label names) and INFO messages. ``openvin
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,12 +19,14 @@ import pytest
 from openvino.utils.data_helpers.wrappers import OVDict
 
 import salvo as xai
+from salvo import zoo
 from salvo.explainer import ExplainMode
 from salvo.explainer.explanation import Explanation
+from support import require
 
-zoo = pytest.importorskip("salvo.zoo")
+require("matplotlib", 'pip install matplotlib (or pip install ".[test]")', "The walkthrough")
+import matplotlib  # noqa: E402
 
-matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -88,6 +89,7 @@ def plot_and_close(explanation: Explanation, expected_axes: int) -> None:
     plt.close("all")
 
 
+@pytest.mark.slow  # every cell on a real model; coffee/uint8 runs the full 5000-mask RISE
 @pytest.mark.parametrize("variant", ["uint8_nhwc", "float_nchw"])
 @pytest.mark.parametrize("photo", ["coffee", "chelsea"])
 def test_walkthrough(models, variant, photo, tmp_path, caplog):
@@ -297,12 +299,9 @@ def test_walkthrough(models, variant, photo, tmp_path, caplog):
     assert (base_artifacts_dir / "activation_map.jpg").is_file()
 
 
+@pytest.mark.slow
 def test_seed_blackbox_aise(models, tmp_path, caplog):
     """The walkthrough's default black-box cell (AISE) on its own model layout."""
-    from salvo.methods.factory import REGISTRY
-
-    if (xai.Method.AISE, xai.Task.CLASSIFICATION) not in REGISTRY:
-        pytest.skip("AISE is not implemented yet (issue 5)")
     caplog.set_level(logging.INFO, logger="salvo")
     model = models["uint8_nhwc"]
     image = zoo.sample_image("coffee")

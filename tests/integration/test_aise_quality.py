@@ -8,7 +8,7 @@ salvo bug:
    kernel-density aggregation), with the same inverted insertion / deletion.
 2. The planted CNN's class-1 logit is ``mean intensity of region 1 - 0.01``: when a mask
    darkens region 1 the logit goes below 0, and AISE then puts *that inference's* scores through
-   a sigmoid (SPEC section 6, as the reference). The objective ``score(x*g) - score(x*(1-g))``
+   a sigmoid (as the reference does). The objective ``score(x*g) - score(x*(1-g))``
    then compares a sigmoid (about 0.5) with a raw logit (about 0.5 too), so it is nearly flat
    where it should separate region 1 from the rest. Shifting every logit by +0.011 (into
    [0, 1]) cancels in the objective except through that rule, and gives a correct map.
@@ -19,24 +19,16 @@ salvo bug:
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from salvo.kernels.gaussian import kde_map
 from salvo.methods.black_box.aise import AISEClassification
 from salvo.metrics import InsertionDeletionAUC
 from salvo.testing.planted import planted_cnn, planted_image
+from support import F32, logits, reference_toolkit
 
-F32 = "f32"
 SHIFT = 0.011  # lifts class 1's bias (-0.01) above 0; the logits stay below 1
 STEPS = 30
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def logits(outputs):
-    return outputs[0]
 
 
 def shifted(outputs):
@@ -139,14 +131,7 @@ def test_smallest_width_is_amplified_by_a_tiny_maximum(planted):
 
 
 def _reference_aise():
-    if importlib.util.find_spec("openvino_xai") is None:
-        pytest.skip("the reference toolkit is not installed (pip install --no-deps "
-                    "openvino-xai==1.1.0)")
-    spec = importlib.util.spec_from_file_location("_salvo_bench_reference",
-                                                  ROOT / "benchmarks" / "_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.load_reference()
+    reference_toolkit()
     from openvino_xai.methods.black_box.aise.classification import AISEClassification as Ref
     from openvino_xai.methods.black_box.base import Preset
 

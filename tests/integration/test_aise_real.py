@@ -7,21 +7,15 @@ import pytest
 from map_checks import box_mask, inside, peak_xy
 from salvo import zoo
 from salvo.methods.black_box.aise import AISEClassification, AISEDetection
+from support import ESPRESSO, F32
 
 pytestmark = pytest.mark.slow
 
-F32 = "f32"
-ESPRESSO = 967
 # The espresso cup's bowl in the 224 x 224 centre crop of skimage's coffee photo (the input
 # of zoo.efficientnet_lite0_preprocess), (x0, y0, x1, y1) half-open: measured once by eye on
 # the crop drawn at 2x with a 28-pixel grid -- the inner rim runs from x ~ 40 to 170 and from
 # y ~ 12 to 108 (the saucer, spoon and handle lie below). 130 x 96 = 24.9 % of the image.
 CUP_BOX = (40, 12, 170, 108)
-
-
-def _require(key: str) -> None:
-    if zoo._package_dirs(zoo._ZOO_MODULES[key]) is None:
-        pytest.skip(f"optional zoo wheel missing: {zoo.zoo_install_command([key])}")
 
 
 def _softmax(outputs):
@@ -30,32 +24,16 @@ def _softmax(outputs):
     return e / e.sum(axis=1, keepdims=True)
 
 
-@pytest.fixture(scope="module")
-def lite0(tmp_path_factory: pytest.TempPathFactory):
-    _require("efficientnet_lite0")
-    return zoo.efficientnet_lite0(tmp_path_factory.mktemp("salvo_cache"))
-
-
-@pytest.fixture(scope="module")
-def coffee() -> np.ndarray:
-    return zoo.efficientnet_lite0_preprocess(zoo.sample_image("coffee"))
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return zoo.sample_image("astronaut")
-
-
 def test_cup_box_is_at_most_a_quarter_of_the_image():
     x0, y0, x1, y1 = CUP_BOX
     assert (x1 - x0) * (y1 - y0) <= 224 * 224 / 4
 
 
 @pytest.mark.parametrize("postprocess", [lambda o: o[0], _softmax], ids=["logits", "softmax"])
-def test_espresso_map_hits_the_cup(lite0, coffee, postprocess):
+def test_espresso_map_hits_the_cup(lite0, lite0_coffee, postprocess):
     """The seed's setting (logits, BALANCE, the default preset) and probabilities."""
     method = AISEClassification(lite0, postprocess, precision=F32, progress=False)
-    result = method.explain(coffee, [ESPRESSO])
+    result = method.explain(lite0_coffee, [ESPRESSO])
     assert result.predictions[ESPRESSO].label == ESPRESSO
     assert result.num_inferences == 1 + 2 * 3 * 50
     m = result.maps[0].astype(np.float64)
@@ -64,18 +42,6 @@ def test_espresso_map_hits_the_cup(lite0, coffee, postprocess):
     assert m[cup].mean() > 1.3 * m[~cup].mean()
     # negative control: the upside-down map misses the cup
     assert not inside(peak_xy(m[::-1]), CUP_BOX)
-
-
-@pytest.fixture(scope="module")
-def ssdlite():
-    _require("ssdlite_person")
-    return zoo.ssdlite_person()
-
-
-@pytest.fixture(scope="module")
-def blazeface():
-    _require("blazeface")
-    return zoo.blazeface()
 
 
 def test_person_box_map_peaks_inside_the_box(ssdlite, astronaut):

@@ -12,16 +12,11 @@ import openvino as ov
 import pytest
 import salvo
 from salvo.cli import main
-from salvo.testing.planted import batchable, planted_cnn, planted_image_with_object
+from salvo.testing.planted import batchable, planted_image_with_object
 
 F32 = ["--precision", "f32"]
 LABELS = ["alpha", "beta", "gamma"]
 H, W = 84, 112  # input photos: not square, so a transposed map or a wrong size shows
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=56)
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +288,7 @@ def test_help_is_complete(capsys):
             assert word in text, (argv, word)
 
 
+@pytest.mark.slow
 def test_bench_quick_writes_json_markdown_and_chart(tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(["bench", "--quick", "--out", str(out)]) == 0

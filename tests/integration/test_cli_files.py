@@ -20,17 +20,14 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+import salvo
 from salvo.cli import main
-from salvo.testing.planted import batchable, planted_cnn, planted_image_with_object
+from salvo.testing.planted import batchable, planted_image_with_object
 
 F32 = ["--precision", "f32"]
 LABELS = ["alpha", "beta", "gamma"]
-REPO_PYTHON = str(Path(__file__).resolve().parents[2] / "python")
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=56)
+# child processes import the salvo this process imports (the source tree or an install)
+SALVO_PARENT = str(Path(salvo.__file__).resolve().parents[1])
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +322,7 @@ def test_exit_codes_are_those_the_help_states(planted, model_files, tmp_path):
 
 def _subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO_PYTHON + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = SALVO_PARENT + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
 
@@ -358,19 +355,20 @@ def _slow_args(model_files, photos, out):
             "--save-raw", "--no-pack", *F32]
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_losing_or_redoing_anything(planted, model_files, tmp_path):
     photos = tmp_path / "photos"
     names = [p.name for p in _many_photos(planted, photos, 36)]
     out = tmp_path / "maps"
     args = _slow_args(model_files, photos, out)
-    proc = subprocess.Popen(args, env=_subprocess_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while _count_raw_maps(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be killed: make it slower"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with subprocess.Popen(args, env=_subprocess_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:  # the pipes are closed at the end
+        deadline = time.monotonic() + 240
+        while _count_raw_maps(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed: make it slower"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
     # what the killed run had recorded: manifest.json (written every few seconds) + journal
     saved = manifest(out)["images"] if (out / "manifest.json").exists() else []
     done_records = [r for r in saved + _journal_records(out) if r["status"] == "done"]
@@ -406,6 +404,7 @@ def test_a_killed_run_resumes_without_losing_or_redoing_anything(planted, model_
         "the table has each image's rows once, as the manifest records them"
 
 
+@pytest.mark.slow
 def test_a_second_run_into_the_same_folder_refuses_to_start_and_loses_nothing(
         planted, model_files, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"

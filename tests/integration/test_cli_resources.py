@@ -17,10 +17,12 @@ import cv2
 import numpy as np
 import openvino as ov
 import pytest
+import salvo
 from salvo.cli import main
-from salvo.testing.planted import batchable, planted_cnn, planted_image_with_object
+from salvo.testing.planted import batchable, planted_image_with_object
 
-REPO_PYTHON = str(Path(__file__).resolve().parents[2] / "python")
+# child processes import the salvo this process imports (the source tree or an install)
+SALVO_PARENT = str(Path(salvo.__file__).resolve().parents[1])
 F32 = ["--precision", "f32"]
 
 
@@ -32,8 +34,7 @@ def run(args):
 
 
 @pytest.fixture(scope="module")
-def planted_model(tmp_path_factory):
-    planted = planted_cnn(size=56)
+def planted_model(planted, tmp_path_factory):
     root = tmp_path_factory.mktemp("res")
     path = root / "planted.xml"
     ov.save_model(batchable(planted), str(path), compress_to_fp16=False)
@@ -69,7 +70,7 @@ def test_overlays_of_a_6000_pixel_photo_stay_under_1_gb(tmp_path):
              "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
              "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
              "sys.stderr.write(r.stderr)")
-    env = {**os.environ, "PYTHONPATH": REPO_PYTHON + os.pathsep + os.environ.get("PYTHONPATH",
+    env = {**os.environ, "PYTHONPATH": SALVO_PARENT + os.pathsep + os.environ.get("PYTHONPATH",
                                                                                  "")}
     result = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True,
                             text=True, env=env, timeout=900)

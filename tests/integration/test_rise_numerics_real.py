@@ -8,31 +8,17 @@ import numpy as np
 import pytest
 from salvo.errors import UninformativeMapWarning
 from salvo.methods.black_box.rise import RISE, resolve_params
+from support import ESPRESSO
 
-zoo = pytest.importorskip("salvo.zoo")
 pytestmark = pytest.mark.slow
 
-ESPRESSO = 967
 PARAMS = resolve_params(num_masks=512, num_cells=8, seed=3)
 
 
 @pytest.fixture(scope="module")
-def model():
-    try:
-        return zoo.efficientnet_lite0()
-    except ModuleNotFoundError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def coffee():
-    return zoo.efficientnet_lite0_preprocess(zoo.sample_image("coffee"))
-
-
-@pytest.fixture(scope="module")
-def engine(model):
+def engine(lite0):
     # one compiled model; each run passes its own postprocess_fn
-    return RISE(model, lambda o: o[0], precision="f32", progress=False)
+    return RISE(lite0, lambda o: o[0], precision="f32", progress=False)
 
 
 def run(engine, x, postprocess_fn):
@@ -42,8 +28,8 @@ def run(engine, x, postprocess_fn):
 
 
 @pytest.fixture(scope="module")
-def base(engine, coffee):
-    return run(engine, coffee, lambda o: o[0])
+def base(engine, lite0_coffee):
+    return run(engine, lite0_coffee, lambda o: o[0])
 
 
 @pytest.mark.parametrize("transform", [
@@ -52,8 +38,8 @@ def base(engine, coffee):
     pytest.param(lambda s: s * 1e-6, id="times 1e-6"),
     pytest.param(lambda s: s * 1e30, id="times 1e30"),
 ])
-def test_espresso_map_is_offset_and_scale_invariant(engine, coffee, base, transform):
+def test_espresso_map_is_offset_and_scale_invariant(engine, lite0_coffee, base, transform):
     """Before the fix: 1e6 added to the logits moved the map by most of the uint8 range."""
-    maps = run(engine, coffee, lambda o: transform(np.asarray(o[0], np.float64)))
+    maps = run(engine, lite0_coffee, lambda o: transform(np.asarray(o[0], np.float64)))
     assert np.abs(maps - base).max() <= 1
     assert base[0].max() == 255 and base[0].std() > 20  # a real map, not a flat one

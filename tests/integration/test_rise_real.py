@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import salvo as xai
+from salvo import zoo
 
-zoo = pytest.importorskip("salvo.zoo")
+pytestmark = pytest.mark.slow
 
 # The cup's coffee surface in the 224 x 224 centre crop of skimage's coffee photo, as measured
 # for the white-box test (tests/integration/test_whitebox_real.py, CUP_BOX_224: read off the crop
@@ -15,13 +16,9 @@ CUP = (48, 160, 24, 104)  # x0, x1, y0, y1
 
 
 @pytest.fixture(scope="module")
-def explainer():
-    try:
-        model = zoo.efficientnet_lite0()
-    except ModuleNotFoundError as exc:
-        pytest.skip(str(exc))
+def explainer(lite0):
     return xai.Explainer(
-        model, xai.Task.CLASSIFICATION, postprocess_fn=lambda out: out[0],
+        lite0, xai.Task.CLASSIFICATION, postprocess_fn=lambda out: out[0],
         explain_mode=xai.ExplainMode.BLACKBOX, explain_method=xai.Method.RISE,
         inference_precision="f32", progress=False,
     )

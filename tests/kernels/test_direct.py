@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from salvo.kernels.direct import BatchedDirect, direct_minimize
+from salvo.kernels.direct import BatchedDirect
+from salvo.testing.hooks import direct_minimize
 from scipy.optimize import direct
 
 
@@ -123,7 +124,7 @@ def test_optimum_at_least_as_good_as_scipy_with_the_same_evaluations(name, local
 def test_strict_hull_matches_scipys_logged_run(locally_biased, capfd):
     """With a log file scipy's C code applies Jones' full convex-hull test; strict_hull=True
     reproduces that run (and differs from the default one)."""
-    private = pytest.importorskip("scipy.optimize._direct")
+    from scipy.optimize import _direct as private  # SciPy's C DIRECT (a dependency)
     func, lower, upper, _ = PROBLEMS["branin"]
     points: list[np.ndarray] = []
 

@@ -7,6 +7,7 @@ import pytest
 
 from salvo import _native
 from salvo.kernels import fill_masked
+from salvo.testing.hooks import parallel_selftest
 
 
 def reference_fill(image: np.ndarray, masks: np.ndarray, layout: str, dtype) -> np.ndarray:
@@ -93,9 +94,9 @@ def test_fill_rejects_non_contiguous_or_readonly_out():
 
 @pytest.mark.parametrize("num_threads", [1, 2, 4])
 def test_worker_exceptions_reach_the_caller(num_threads):
-    assert _native._parallel_selftest(64, -1, num_threads) == 64
+    assert parallel_selftest(64, -1, num_threads) == 64
     with pytest.raises(RuntimeError, match="task 13 failed"):
-        _native._parallel_selftest(64, 13, num_threads)
+        parallel_selftest(64, 13, num_threads)
 
 
 def test_simd_levels_are_reported():

@@ -34,3 +34,22 @@ def test_constant_map_scales_to_zeros_not_nan():
     assert np.all(out == 0)
     with pytest.raises(ValueError, match="scale must be"):
         finish_maps(np.ones((1, 3), np.float32), None, np.ones(3), scale="percent")
+
+
+@pytest.mark.parametrize("scale", [None, "uint8", "unit"])
+def test_flat_and_constant_rows_give_zeros_and_leave_the_others_alone(scale):
+    rng = np.random.default_rng(4)
+    weighted = rng.standard_normal((4, 50)).astype(np.float32)
+    weighted[0] = 2.5  # constant: no span to scale
+    mask_sum = rng.random(50) * 10
+    flat = np.array([False, True, False, False])  # row 1 varies but is declared flat
+    out = finish_maps(weighted, None, mask_sum, scale=scale, flat=flat)
+    assert out.dtype == (np.uint8 if scale == "uint8" else np.float32)
+    assert np.all(out[1] == 0)
+    if scale is None:  # unscaled: a constant row keeps its value
+        assert np.all(out[0] == np.float32(2.5))
+    else:
+        assert np.all(out[0] == 0)
+    alone = finish_maps(weighted[2:], None, mask_sum, scale=scale)
+    np.testing.assert_array_equal(out[2:], alone)
+    assert not np.all(alone == 0)

@@ -4,37 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 import openvino as ov
-import openvino.opset13 as ops
 import pytest
 from salvo.common import Method, Task
 from salvo.errors import DetectionBoxWarning, PostprocessWarning
 from salvo.kernels.gaussian import render_masks
 from salvo.methods.factory import method_class
-from salvo.methods.black_box.aise import AISEClassification, AISEDetection
-from salvo.methods.black_box.aise.base import (
+from salvo.methods.black_box.aise import (
+    AISEClassification,
+    AISEDetection,
     resolve_classification_params,
     resolve_detection_params,
 )
 from salvo.methods.black_box.drise import DRISE
 from salvo.testing.planted import batchable, planted_cnn, planted_image
 from scipy.optimize import direct
+from support import F32, logits
 
-F32 = "f32"
 SIZE = 56
-
-
-def logits(outputs):
-    return outputs[0]
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=SIZE)
-
-
-@pytest.fixture(scope="module")
-def model(planted):
-    return batchable(planted.model)
 
 
 @pytest.fixture(scope="module")

@@ -11,25 +11,11 @@ import pytest
 from salvo.errors import UninformativeMapWarning
 from salvo.methods.black_box.aise import AISEClassification, AISEDetection
 from salvo.methods.black_box.drise import DRISE
-from salvo.testing.planted import batchable, planted_cnn, planted_image
+from salvo.testing.planted import planted_image
+from support import F32, logits
 
-F32 = "f32"
 SIZE = 56
 FAST = dict(num_iterations_per_kernel=12, kernel_widths=[0.12, 0.2])
-
-
-def logits(outputs):
-    return outputs[0]
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=SIZE)
-
-
-@pytest.fixture(scope="module")
-def model(planted):
-    return batchable(planted)
 
 
 def with_scores(model: ov.Model, make) -> ov.Model:

@@ -21,15 +21,12 @@ from hypothesis import strategies as st
 
 import salvo as xai
 from salvo.testing.planted import batchable, planted_cnn, planted_image
+from support import logits
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 NAMES = ["alpha", "beta, second", "gamma"]
 ERRORS = (ValueError, TypeError)
-
-
-def logits(outputs):
-    return outputs[0]
 
 
 @functools.cache
@@ -384,6 +381,9 @@ def test_bad_overlay_weight_is_named(bad):
                    original_input_image=np.full((56, 56, 3), 90, np.uint8))
 
 
+# a budget of one or two iterations may leave the planted class's map flat: the warning that
+# says so is a right answer here (its own tests are in test_aise.py)
+@pytest.mark.filterwarnings("ignore::salvo.errors.UninformativeMapWarning")
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(iterations=st.one_of(st.integers(-1, 4), st.integers(1, 4).map(np.int64),
                             st.booleans(), st.floats(1, 4)),

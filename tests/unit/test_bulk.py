@@ -5,28 +5,12 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import openvino.opset13 as ops
 import pytest
 import salvo as xai
 from salvo.bulk import BulkJob, explain_stream, top_k
 from salvo.methods.black_box.rise import RISE, RISEJob, resolve_params
-from salvo.testing.planted import batchable, planted_cnn, planted_image, planted_image_with_object
-
-F32 = "f32"
-
-
-def logits(outputs):
-    return outputs[0]
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=56)
-
-
-@pytest.fixture(scope="module")
-def model(planted):
-    return batchable(planted)
+from salvo.testing.planted import planted_image, planted_image_with_object
+from support import F32, logits
 
 
 @pytest.fixture(scope="module")

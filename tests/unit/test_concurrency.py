@@ -19,19 +19,10 @@ import salvo as xai
 from salvo.inference import InferenceEngine
 from salvo.metrics import InsertionDeletionAUC
 from salvo.methods.black_box.rise import RISE, resolve_params
-from salvo.testing.planted import batchable, planted_cnn, planted_image
+from salvo.testing.planted import batchable, planted_image
+from support import F32, logits
 
-F32 = "f32"
 THREADS = 4
-
-
-def logits(outputs):
-    return outputs[0]
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=56)
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,7 @@ import salvo as xai
 from salvo.explainer import ExplainMode
 from salvo.testing.planted import planted_cnn, planted_image, planted_image_with_object
 from salvo.common.targets import resolve_targets
-
-
-def logits(outputs):
-    return outputs[0]
+from support import logits
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import cv2
 import matplotlib
@@ -18,6 +20,7 @@ from salvo.common import Method, Task  # noqa: E402
 from salvo.errors import PlotWarning  # noqa: E402
 from salvo.explainer import explanation as explanation_module  # noqa: E402
 from salvo.explainer.explanation import Explanation, Prediction  # noqa: E402
+from support import unprivileged  # noqa: E402
 
 
 def rgb_map(seed: int) -> np.ndarray:
@@ -154,16 +157,21 @@ def test_save_into_a_file_path_names_it(explanation, tmp_path):
     assert blocker.read_bytes() == b"x"
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores modes")
 def test_save_into_unwritable_folder_names_it(explanation, tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+    # a folder everyone may enter and list but nobody may write to; as root (who ignores
+    # modes) the save runs as nobody, so the folder's path must be open to others
+    explanation.save(tmp_path / "warm_up")  # imports and encoders loaded before
+    base = Path(tempfile.mkdtemp(prefix="salvo_modes_"))
     try:
-        with pytest.raises(PermissionError, match="locked"):
+        base.chmod(0o755)
+        locked = base / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        with unprivileged(), pytest.raises(PermissionError, match="locked"):
             explanation.save(locked)
+        assert os.listdir(locked) == []
     finally:
-        locked.chmod(0o700)
+        shutil.rmtree(base)
 
 
 def test_write_permission_error_names_the_file(explanation, tmp_path, monkeypatch):

@@ -25,12 +25,7 @@ from salvo.metrics import InsertionDeletionAUC
 from salvo.testing.planted import batchable, planted_cnn, planted_image
 from salvo.common import targets as targets_module
 from salvo.common.targets import resolve_targets
-
-F32 = "f32"
-
-
-def logits(outputs):
-    return outputs[0]
+from support import F32, logits
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from salvo.metrics import ADCC, InsertionDeletionAUC, PointingGame
 from salvo.metrics.adcc import adcc_from_components
 from salvo.metrics.insertion_deletion_auc import AUC, pixel_order
 from salvo.testing.planted import batchable, planted_cnn, planted_image
+from support import F32, logits
 
-F32 = "f32"
 H, W = 20, 24  # N = 480 pixels; steps 7 does not divide it
 REGION = (2, 8, 14, 22)  # (y0, y1, x0, x1): top right, off the diagonal, 48 pixels
 
@@ -30,10 +30,6 @@ def _axes(*values: int) -> ov.Node:
 def hwc_to_nchw(image: np.ndarray) -> np.ndarray:
     """preprocess_fn of the tiny models: one (H, W, C) image -> (1, C, H, W) float32."""
     return np.ascontiguousarray(np.asarray(image, np.float32).transpose(2, 0, 1)[None])
-
-
-def logits(outputs):
-    return outputs[0]
 
 
 def visible_fraction_model() -> tuple[ov.Model, np.ndarray]:
@@ -250,11 +246,6 @@ def test_per_image_map_is_scored_on_the_top1_class(visible, image, region_first_
 
 
 @pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=56)
-
-
-@pytest.fixture(scope="module")
 def planted_batchable(planted):
     return batchable(planted)
 
@@ -458,7 +449,8 @@ def test_adcc_defined_results_and_bad_input(mean_model, image, caplog):
         flat = metric(np.full((H, W), 0.3), 0, image)  # constant map: no correlation
     assert flat["coherency"] == 0.5
     assert all(np.isfinite(v) for v in flat.values())
-    black = metric(np.zeros((H, W)), 0, image)  # shows nothing: the score drops to 0
+    with pytest.warns(MetricWarning, match="constant"):
+        black = metric(np.zeros((H, W)), 0, image)  # shows nothing: the score drops to 0
     assert black["average_drop"] == pytest.approx(1.0) and black["adcc"] == 0.0
     with pytest.raises(ValueError, match="same size"):
         metric(rng.random((H, W - 1)), 0, image)
@@ -511,19 +503,6 @@ def test_adcc_can_swap_its_explainer_and_takes_foreign_explanations(mean_model, 
 # ============================================================ planted ground truth, real methods
 
 
-def _whitebox_works(model, pm) -> str | None:
-    try:
-        from salvo.explainer.explainer import Explainer
-
-        explainer = Explainer(model, Task.CLASSIFICATION, preprocess_fn=hwc_to_nchw,
-                              explain_mode=ExplainMode.WHITEBOX,
-                              explain_method=Method.RECIPROCAM, precision=F32)
-        explainer(planted_raw(pm), targets=[0], colormap=False)
-    except Exception as exc:  # noqa: BLE001 (an unfinished white-box path: a skip)
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 @pytest.fixture(scope="module")
 def planted_maps(planted, planted_batchable):
     """{method: (raw image, Explanation of the three classes)} on the planted CNN."""
@@ -536,14 +515,10 @@ def planted_maps(planted, planted_batchable):
                      explain_method=Method.RISE, precision=F32, progress=False)
     out["rise"] = (rise, rise(raw, targets=[0, 1, 2], colormap=False, num_masks=1000,
                               num_cells=7, seed=0))
-    reason = _whitebox_works(planted_batchable, planted)
-    if reason is None:
-        reci = Explainer(planted_batchable, Task.CLASSIFICATION, preprocess_fn=hwc_to_nchw,
-                         explain_mode=ExplainMode.WHITEBOX, explain_method=Method.RECIPROCAM,
-                         precision=F32)
-        out["reciprocam"] = (reci, reci(raw, targets=[0, 1, 2], colormap=False))
-    else:
-        out["reciprocam"] = reason
+    reci = Explainer(planted_batchable, Task.CLASSIFICATION, preprocess_fn=hwc_to_nchw,
+                     explain_mode=ExplainMode.WHITEBOX, explain_method=Method.RECIPROCAM,
+                     precision=F32)
+    out["reciprocam"] = (reci, reci(raw, targets=[0, 1, 2], colormap=False))
     return raw, out
 
 
@@ -557,8 +532,6 @@ def planted_boxes(pm):
 def test_planted_pointing_game_and_insertion_above_deletion(planted, planted_batchable,
                                                            planted_maps, method):
     raw, results = planted_maps
-    if isinstance(results[method], str):
-        pytest.skip(f"white-box ReciproCAM does not work yet: {results[method]}")
     _, explanation = results[method]
     assert all(m.shape == (56, 56) for m in explanation.saliency_map.values())
     boxes = planted_boxes(planted)
@@ -590,3 +563,46 @@ def test_planted_adcc_reexplains_with_the_same_explainer(planted, planted_batcha
     wrong = Explanation({k: explanation.saliency_map[k].T.copy() for k in range(3)})
     bad = metric.evaluate([wrong], [raw])
     assert bad["average_drop"] > got["average_drop"]
+
+
+def test_the_metric_contract_makes_a_metric_without_both_methods_abstract():
+    from salvo.metrics import BaseMetric
+
+    # the base class and a metric missing one of its two methods cannot be instantiated, and
+    # the error names what is missing (as abc does)
+    with pytest.raises(TypeError, match="__call__, evaluate"):
+        BaseMetric()
+
+    class PerMapOnly(BaseMetric):
+        def __call__(self, saliency_map):
+            return {"peak": float(np.max(saliency_map))}
+
+    with pytest.raises(TypeError, match="evaluate"):
+        PerMapOnly()
+
+    class Peak(PerMapOnly):  # the missing method, defined by a subclass
+        def evaluate(self, explanations):
+            return {"peak": max(self(m)["peak"] for e in explanations
+                                for m in e.saliency_map.values())}
+
+    metric = Peak()
+    assert metric(np.eye(3) * 2.0) == {"peak": 2.0}
+    assert metric.evaluate([SimpleNamespace(saliency_map={0: np.eye(2) * 3.0})]) == {"peak": 3.0}
+    # the three reference metrics are concrete, each with its own signatures
+    for cls in (ADCC, InsertionDeletionAUC, PointingGame):
+        assert cls.__abstractmethods__ == frozenset()
+    assert PointingGame()(np.eye(3), [(0, 0, 1, 1)]) == {"pointing_game": 1.0}
+
+
+def test_correlation_is_pearsons_and_undefined_for_a_constant_array():
+    from salvo.metrics.adcc import correlation, pearson
+
+    rng = np.random.default_rng(11)
+    a = rng.random((9, 9))
+    b = a + rng.random((9, 9))
+    assert correlation(a, b) == pytest.approx(np.corrcoef(a.ravel(), b.ravel())[0, 1], abs=1e-12)
+    assert correlation(a, 3 * a + 1) == 1.0 and correlation(a, -a) == -1.0  # clipped exactly
+    assert correlation(a, np.full_like(a, 0.5)) is None
+    assert pearson(a, b) == correlation(a, b)
+    with pytest.warns(MetricWarning, match="constant"):
+        assert pearson(np.ones(5), a.ravel()[:5]) == 0.0

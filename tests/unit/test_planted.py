@@ -14,8 +14,7 @@ from salvo.testing.planted import (
     planted_image_with_object,
     planted_vit,
 )
-
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+from support import F32_CONFIG as F32
 
 
 def _run(model: ov.Model, x: np.ndarray) -> np.ndarray:

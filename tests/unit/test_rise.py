@@ -5,28 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import openvino as ov
-import openvino.opset13 as ops
 import pytest
 
 from salvo.errors import PostprocessWarning
 from salvo.methods.black_box.rise import RISE, resolve_params
-from salvo.testing.planted import batchable, planted_cnn, planted_image
-
-F32 = "f32"
-
-
-def logits(outputs):
-    return outputs[0]
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=56)
-
-
-@pytest.fixture(scope="module")
-def model(planted):
-    return batchable(planted)
+from salvo.testing.planted import planted_image
+from support import F32, logits
 
 
 def in_region(y, x, region):
@@ -75,7 +59,8 @@ def test_maps_are_bit_identical_across_batch_sizes_and_requests(planted, model):
 
 
 def test_plain_rise_matches_a_straightforward_numpy_rise_in_expectation(planted, model):
-    """Mean over seeds of salvo's plain map vs the SPEC formula with NumPy's RNG and cv2."""
+    """Mean over seeds of salvo's plain map vs the plain RISE formula (the score-weighted mean
+    of the masks) with NumPy's RNG and cv2."""
     h = w = 56
     n_cells, prob, n_masks, n_seeds = 4, 0.5, 128, 12
     x = planted_image(planted, "random", seed=5)

@@ -20,24 +20,10 @@ from hypothesis import strategies as st
 from salvo.errors import UninformativeMapWarning
 from salvo.kernels import rise_masks
 from salvo.methods.black_box.rise import RISE, RISEJob, resolve_params
-from salvo.testing.planted import batchable, planted_cnn, planted_image
+from salvo.testing.planted import planted_image
+from support import F32, logits
 
-F32 = "f32"
 PARAMS = dict(num_masks=500, num_cells=5, seed=11)
-
-
-def logits(outputs):
-    return outputs[0]
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=56)
-
-
-@pytest.fixture(scope="module")
-def model(planted):
-    return batchable(planted)
 
 
 @pytest.fixture(scope="module")

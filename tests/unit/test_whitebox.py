@@ -8,7 +8,6 @@ import numpy as np
 import openvino as ov
 import pytest
 from openvino import opset13 as ops
-from salvo import zoo
 from salvo.common import SALIENCY_MAP_OUTPUT_NAME, Method, Task
 from salvo.methods.factory import insert_xai, resolve_whitebox_method
 from salvo.methods.white_box import XAIInsertionError, find_target_layer, recipro_cam
@@ -21,8 +20,8 @@ from salvo.testing.planted import (
     planted_image_with_object,
     planted_vit,
 )
+from support import F32_CONFIG as F32
 
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 INSERT_LOGGER = "salvo"
 
 
@@ -593,25 +592,15 @@ def test_reciprocam_closed_form_dynamic_batch(monkeypatch):
     assert _inside(_argmax_cell(fast[1, 1]), dyn.cell_regions[1])
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    try:
-        model = zoo.efficientnet_lite0()
-        x = zoo.efficientnet_lite0_preprocess(zoo.sample_image("coffee"))
-    except zoo.MissingZooPackageError as exc:
-        pytest.skip(str(exc))
-    return model, x
-
-
 @pytest.mark.parametrize("embed_scaling", [False, True])
 @pytest.mark.parametrize("target_layer", [None, "head_conv"])
 def test_reciprocam_closed_form_equals_general_on_efficientnet(
-    lite0, target_layer, embed_scaling, monkeypatch
+    lite0, lite0_coffee, target_layer, embed_scaling, monkeypatch
 ):
     # auto target: head_relu6 -> ReduceMean (no chain); head_conv: a chain of bias Add -> Clamp
     # before the ReduceMean (its biases are all negative, so act(0) = 0 here; the tiny heads
     # above cover act(0) != 0)
-    model, x = lite0
+    model, x = lite0, lite0_coffee
     kw = {"target_layer": target_layer, "embed_scaling": embed_scaling}
     fast = insert_xai(model, "classification", "reciprocam", **kw)
     assert not _has_masked_batch(fast)

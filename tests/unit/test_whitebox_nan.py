@@ -7,14 +7,8 @@ import openvino as ov
 import openvino.opset13 as ops
 import pytest
 import salvo as xai
-from salvo.testing.planted import planted_cnn, planted_image
-
-F32 = "f32"
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return planted_cnn(size=56)
+from salvo.testing.planted import planted_image
+from support import F32
 
 
 def with_scores(model: ov.Model, make) -> ov.Model:

@@ -15,7 +15,6 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,14 @@ from salvo.explainer.explanation import Explanation
 from salvo.explainer.stream import explain_many
 from salvo.explainer.visualizer import VisOptions
 from salvo.inference import EngineConfig, read_model
-from salvo.methods.base import MethodBase, MethodParams, MethodResult, Prediction
+from salvo.methods.base import (
+    IDENTITY,
+    CallSettings,
+    MethodBase,
+    MethodParams,
+    MethodResult,
+    Prediction,
+)
 from salvo.methods.black_box.base import BlackBoxXAIMethod
 from salvo.methods.factory import (
     REGISTRY,
@@ -38,6 +44,7 @@ from salvo.methods.factory import (
     WhiteBoxMethodFactory,
     all_keywords,
     as_enum,
+    resolve_whitebox_method,
 )
 from salvo.methods.white_box.base import WhiteBoxMethod, check_target_layer
 from salvo.methods.white_box.graph import XAIInsertionError
@@ -46,28 +53,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["CallSettings", "Explainer", "ExplainMode"]
 
-#: The default ``preprocess_fn``: the input is already what the model takes.
-identity = IdentityPreprocessFN()
-
-
-@dataclass(frozen=True)
-class CallSettings:
-    """What the method keywords of an Explainer call mean, resolved once at the boundary.
-
-    Attributes
-    ----------
-    params
-        The method's parameters (a frozen dataclass; ``None`` for a method without per-call
-        parameters).
-    engine
-        Engine settings over the method's own.
-    progress
-        Progress bars (``None``: when stderr is a terminal).
-    """
-
-    params: MethodParams | None
-    engine: EngineConfig
-    progress: bool | None
+#: salvo 0.1's name of the default ``preprocess_fn`` (the methods' shared
+#: :data:`~salvo.methods.base.IDENTITY`).
+identity = IDENTITY
 
 
 def method_keywords() -> frozenset[str]:
@@ -223,7 +211,7 @@ class Explainer:
         self,
         model: ov.Model | str | os.PathLike[str],
         task: Task | str,
-        preprocess_fn: Callable[[Any], np.ndarray] = identity,
+        preprocess_fn: Callable[[Any], np.ndarray] = IDENTITY,
         postprocess_fn: Callable[[Any], Any] | None = None,
         explain_mode: ExplainMode | str = ExplainMode.AUTO,
         explain_method: Method | str | None = None,
@@ -255,7 +243,7 @@ class Explainer:
         requested = None if explain_method is None else as_enum(explain_method, Method,
                                                                 "explain_method")
         if preprocess_fn is None:
-            preprocess_fn = identity
+            preprocess_fn = IDENTITY
         if not callable(preprocess_fn):
             raise TypeError(f"preprocess_fn must be callable, got {type(preprocess_fn).__name__}")
         if postprocess_fn is not None and not callable(postprocess_fn):
@@ -333,12 +321,10 @@ class Explainer:
 
     # ------------------------------------------------------------------ building
     def _build_whitebox(self, requested: Method | None) -> WhiteBoxMethod:
-        from salvo.methods.factory import resolve_whitebox_method
-
         chosen = resolve_whitebox_method(self.model, self.task, requested, self.target_layer)
         cls = REGISTRY[(chosen, self.task)]
         build = {k: v for k, v in self.method_kwargs.items()
-                 if k in cls.build_params_class.keywords()}  # type: ignore[attr-defined]
+                 if k in cls.build_params_class.keywords()}
         return WhiteBoxMethodFactory.create_method(
             self.task, self.model, self.preprocess_fn, chosen, self.target_layer,
             self.embed_scaling, self.device_name, postprocess_fn=self.postprocess_fn,
@@ -348,8 +334,7 @@ class Explainer:
     def _builds(self, key: str) -> bool:
         """Whether ``key`` is a parameter of the method's construction (a white-box branch
         parameter), not of a call."""
-        build = getattr(type(self.method), "build_params_class", None)
-        return build is not None and key in build.keywords()
+        return key in type(self.method).build_params_class.keywords()
 
     def _warn_foreign(self, kwargs: Mapping[str, Any], *, stacklevel: int, call: bool = False
                       ) -> None:

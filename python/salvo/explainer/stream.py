@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -32,10 +32,7 @@ from salvo.common import Task
 from salvo.common.targets import check_label_names
 from salvo.explainer.explanation import Explanation
 from salvo.explainer.visualizer import VisOptions
-from salvo.methods.base import MethodBase, MethodResult, StreamJob, TargetsSpec
-
-if TYPE_CHECKING:
-    from salvo.explainer.explainer import Explainer
+from salvo.methods.base import CallSettings, MethodBase, MethodResult, StreamJob, TargetsSpec
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +40,32 @@ __all__ = ["BulkJob", "BulkResult", "explain_many", "explain_stream", "top_k"]
 
 _JOIN_SECONDS = 15.0
 _POLL_SECONDS = 0.1
+
+
+class ExplainerAPI(Protocol):
+    """What the stream uses of an :class:`~salvo.explainer.explainer.Explainer`: its public
+    API, nothing else (the Explainer imports this module for ``explain_many``, so this module
+    names the API it needs instead of importing the class)."""
+
+    #: The model's task.
+    task: Task
+    #: The method the explainer built.
+    method: MethodBase
+
+    def preprocess(self, data: Any) -> np.ndarray:
+        """``preprocess_fn(data)`` as one model input ``(1, ...)``."""
+        ...
+
+    def call_settings(self, kwargs: Mapping[str, Any] | None = None, *, where: str = ...,
+                      stacklevel: int = ...) -> CallSettings:
+        """The method parameters, engine settings and ``progress`` of a call's keywords."""
+        ...
+
+    def visualise(self, result: MethodResult, data: Any, original_input_image: Any,
+                  vis: VisOptions, label_names: Sequence[str] | None, *,
+                  boxes_on: Any = None) -> Explanation:
+        """The Explanation of a method's result."""
+        ...
 
 
 # ------------------------------------------------------------------------------------ targets
@@ -151,7 +174,7 @@ _DONE = object()
 
 
 def split_call_kwargs(
-    explainer: Explainer, call_kwargs: Mapping[str, Any], where: str = "explain_many()"
+    explainer: ExplainerAPI, call_kwargs: Mapping[str, Any], where: str = "explain_many()"
 ) -> tuple[VisOptions, list[str] | None, dict[str, Any]]:
     """Split Explainer-call keywords into (visualisation options, label names, method keywords)
     and check them all now (unknown ones are a ``TypeError``; method keywords that do not apply
@@ -168,7 +191,7 @@ def split_call_kwargs(
 # ------------------------------------------------------------------------------ the stream
 
 
-def _visualise(explainer: Explainer, item: BulkResult, label_names: Sequence[str] | None,
+def _visualise(explainer: ExplainerAPI, item: BulkResult, label_names: Sequence[str] | None,
                vis: VisOptions, keep_raw: bool) -> BulkResult:
     if item.error is not None or item._result is None:
         return item
@@ -187,7 +210,7 @@ def _visualise(explainer: Explainer, item: BulkResult, label_names: Sequence[str
 
 
 def explain_stream(
-    explainer: Explainer,
+    explainer: ExplainerAPI,
     jobs: Iterable[BulkJob],
     targets: TargetsSpec = -1,
     *,
@@ -335,7 +358,7 @@ def explain_stream(
 
 
 def explain_many(
-    explainer: Explainer,
+    explainer: ExplainerAPI,
     images: Iterable[Any],
     targets: TargetsSpec = -1,
     **call_kwargs: Any,

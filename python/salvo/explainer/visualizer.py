@@ -1,6 +1,6 @@
 """Turn raw saliency maps into pictures: scaling, resize, colour map, overlay.
 
-The contract is SPEC.md section 4. Per map, in this order:
+Per map, in this order (what :func:`process_saliency_maps` and an Explainer call do):
 
 1. **scaling** — min-max to 0..255 uint8, ``rint(255 * (x - min) / (max - min + 1e-12))``.
    It runs whenever ``resize``, ``colormap`` or ``overlay`` is on (they work on uint8 maps)
@@ -35,6 +35,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from salvo.common import PER_IMAGE_MAP
+from salvo.kernels.colour import jet_lut_rgb, overlay_table
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -50,8 +53,8 @@ __all__ = [
     "scale_to_uint8",
 ]
 
-#: Key of ActivationMap's class-agnostic map.
-PER_IMAGE_MAP_KEY = "per_image_map"
+#: Key of ActivationMap's class-agnostic map (:data:`salvo.common.PER_IMAGE_MAP`).
+PER_IMAGE_MAP_KEY = PER_IMAGE_MAP
 
 #: From this many maps on, the batched Numba kernel is used instead of a per-map OpenCV loop.
 #: Measured after JIT warm-up on 7×7 → 224×224 colour maps (2 cores): the kernel is faster
@@ -347,65 +350,6 @@ def _check_size(output_size: Any) -> tuple[int, int]:
     return out_h, out_w
 
 
-_JET_LUT: np.ndarray | None = None
-
-
-def jet_lut_rgb() -> np.ndarray:
-    """The JET colour map as OpenCV draws it, in RGB order.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(256, 3)`` uint8, C-contiguous; row ``v`` is the RGB colour of grey level ``v``
-        (``cv2.applyColorMap(v, COLORMAP_JET)`` converted BGR→RGB). Built once and cached;
-        treat it as read-only.
-    """
-    global _JET_LUT
-    if _JET_LUT is None:
-        import cv2
-
-        grey = np.arange(256, dtype=np.uint8).reshape(256, 1)
-        bgr = cv2.applyColorMap(grey, cv2.COLORMAP_JET).reshape(256, 3)
-        lut = np.ascontiguousarray(bgr[:, ::-1])
-        lut.setflags(write=False)
-        _JET_LUT = lut
-    return _JET_LUT
-
-
-_TABLES: dict[float, np.ndarray] = {}
-
-
-def overlay_table(overlay_weight: float) -> np.ndarray:
-    """The overlay blend of a JET colour and an image value, for every pair.
-
-    Parameters
-    ----------
-    overlay_weight
-        Weight of the saliency map, in [0, 1].
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(256, 3, 256)`` uint8, read-only: ``table[g, c, v] = rint(overlay_weight *
-        jet[g, c] + (1 - overlay_weight) * v)`` clipped to 0..255, where ``jet[g]`` is the RGB
-        colour of grey level ``g`` and ``v`` the image's value in channel ``c``. The products
-        and the sum are float64, as ``rint(w * colour + (1 - w) * image)`` computed on whole
-        float64 arrays. Cached per weight.
-    """
-    weight = float(overlay_weight)
-    table = _TABLES.get(weight)
-    if table is None:
-        colour = weight * jet_lut_rgb().astype(np.float64)  # (256, 3)
-        image = (1.0 - weight) * np.arange(256, dtype=np.float64)  # (256,)
-        blend = np.rint(colour[:, :, None] + image[None, None, :])
-        table = np.clip(blend, 0.0, 255.0).astype(np.uint8)
-        table.setflags(write=False)
-        if len(_TABLES) > 64:
-            _TABLES.clear()
-        _TABLES[weight] = table
-    return table
-
-
 # ------------------------------------------------------------------------------- public entry
 
 
@@ -483,9 +427,12 @@ def process_saliency_maps(
     batched: bool | None = None,
     num_threads: int | None = None,
 ) -> dict[int | str, np.ndarray]:
-    """Post-process raw saliency maps for display (SPEC.md section 4).
+    """Post-process raw saliency maps for display.
 
-    The keyword names after ``targets`` are those of an ``Explainer`` call, so the Explainer
+    Per map, in this order: min-max scaling to uint8, ``rint(255 * (x - min) / (max - min +
+    1e-12))`` (a constant map gives zeros; whenever any step is on, or with ``scaling``);
+    bilinear resize to the output size; JET colour map in RGB order; the overlay blend
+    ``rint(overlay_weight * colour + (1 - overlay_weight) * image)``. The keyword names after ``targets`` are those of an ``Explainer`` call, so the Explainer
     can forward its visualisation arguments unchanged.
 
     Parameters

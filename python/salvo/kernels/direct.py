@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-__all__ = ["BatchedDirect", "DirectResult", "direct_minimize"]
+__all__ = ["BatchedDirect", "DirectResult"]
 
 # search states
 _RUNNING = 1  # ready to be asked
@@ -590,38 +590,3 @@ class BatchedDirect:
         x = (self._c[s, best] + self._xs2[s]) * self._xs1[s]
         return DirectResult(x=x, fun=float(self._f[s, best]), nfev=m, nit=self.num_rounds,
                             points=self.points(s), values=self.values(s))
-
-
-def direct_minimize(
-    func: object,
-    lower: np.ndarray,
-    upper: np.ndarray,
-    budget: int,
-    eps: float = 1e-4,
-    locally_biased: bool = True,
-    strict_hull: bool = False,
-) -> DirectResult:
-    """Minimise ``func`` over one box with exactly ``budget`` evaluations.
-
-    Parameters
-    ----------
-    func
-        ``func(points (P, n) float64) -> (P,)`` values: called once per DIRECT iteration with
-        all of that iteration's points.
-    lower, upper
-        ``(n,)`` bounds.
-    budget, eps, locally_biased, strict_hull
-        As in :class:`BatchedDirect`.
-
-    Returns
-    -------
-    DirectResult
-    """
-    opt = BatchedDirect(lower, upper, budget, eps=eps, locally_biased=locally_biased,
-                        strict_hull=strict_hull)
-    if opt.num_searches != 1:
-        raise ValueError("direct_minimize runs one search; lower and upper must be (n,)")
-    while not opt.done:
-        points, _ = opt.ask()
-        opt.tell(np.asarray(func(points), dtype=np.float64))  # type: ignore[operator]
-    return opt.result(0)

@@ -13,6 +13,15 @@ import numpy as np
 from numba import njit, prange
 
 
+@njit(inline="always")
+def _zero_row(i, mode, out_u8, out_f32):
+    # a row that carries no information: zeros in the output of its mode
+    if mode == 1:
+        out_u8[i, :] = 0
+    else:
+        out_f32[i, :] = 0.0
+
+
 @njit(parallel=True, fastmath=False)
 def _finish_rows(weighted, shift, mask_sum, unit, flat, mode, out_u8, out_f32):
     # v = weighted - shift * mask_sum, in float64
@@ -22,11 +31,7 @@ def _finish_rows(weighted, shift, mask_sum, unit, flat, mode, out_u8, out_f32):
     for i in prange(t):
         s = shift[i]
         if flat[i]:
-            for x in range(p):
-                if mode == 1:
-                    out_u8[i, x] = 0
-                else:
-                    out_f32[i, x] = 0.0
+            _zero_row(i, mode, out_u8, out_f32)
             continue
         if mode == 0:
             u = unit[i]
@@ -43,11 +48,7 @@ def _finish_rows(weighted, shift, mask_sum, unit, flat, mode, out_u8, out_f32):
                 hi = v
         span = hi - lo
         if not span > 0.0:
-            for x in range(p):
-                if mode == 1:
-                    out_u8[i, x] = 0
-                else:
-                    out_f32[i, x] = 0.0
+            _zero_row(i, mode, out_u8, out_f32)
             continue
         if mode == 1:
             scale = 255.0 / span

@@ -33,7 +33,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from salvo.explainer.visualizer import jet_lut_rgb, overlay_table
+from salvo.kernels.colour import jet_lut_rgb, overlay_table
 
 logger = logging.getLogger(__name__)
 

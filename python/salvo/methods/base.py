@@ -37,6 +37,7 @@ from salvo.common.utils import IdentityPreprocessFN
 from salvo.inference import EngineConfig, InferenceEngine, check_device, read_model
 
 __all__ = [
+    "CallSettings",
     "MethodBase",
     "MethodParams",
     "MethodResult",
@@ -117,6 +118,29 @@ class NoParams(MethodParams):
     """The parameters of a method that has none per call."""
 
 
+@dataclass(frozen=True)
+class CallSettings:
+    """The settings of one method call: what the method keywords of an Explainer call mean,
+    resolved once at the Explainer's boundary (:meth:`Explainer.call_settings
+    <salvo.explainer.explainer.Explainer.call_settings>`) and handed to
+    :meth:`MethodBase.explain` / :meth:`MethodBase.explain_stream` as they are.
+
+    Attributes
+    ----------
+    params
+        The method's parameters (a frozen dataclass; ``None`` for a method without per-call
+        parameters).
+    engine
+        Engine settings over the method's own.
+    progress
+        Progress bars (``None``: when stderr is a terminal).
+    """
+
+    params: MethodParams | None
+    engine: EngineConfig
+    progress: bool | None
+
+
 TargetsSpec = Any
 """An int, a label name, a list of either, ``-1``/``None`` (all), or a function of the unmasked
 class scores ``(num_classes,) float32`` returning one of those (classification)."""
@@ -174,6 +198,9 @@ class MethodBase(ABC):
     tasks: ClassVar[tuple[Task, ...]] = (Task.CLASSIFICATION,)
     #: Its per-call parameters.
     params_class: ClassVar[type[MethodParams]] = NoParams
+    #: Its parameters of construction, which a call cannot change (a white-box method's branch
+    #: parameters, such as ViT-ReciproCAM's); :class:`NoParams` for a method without.
+    build_params_class: ClassVar[type[MethodParams]] = NoParams
     #: Named parameter sets; the parameters of a call start from ``presets[preset]``.
     presets: ClassVar[Mapping[Preset, MethodParams]] = {}
     #: The preset a call uses when it names none.
@@ -308,10 +335,10 @@ class MethodBase(ABC):
     # ------------------------------------------------------------------ parameters
     @classmethod
     def keywords(cls) -> frozenset[str]:
-        """The parameter keywords of a call (the parameter fields, and ``preset`` when the
-        method has presets)."""
+        """The method's parameter keywords: the per-call parameter fields, ``preset`` when the
+        method has presets, and the parameters of construction (:attr:`build_params_class`)."""
         extra = {"preset"} if cls.presets else set()
-        return cls.params_class.keywords() | extra
+        return cls.params_class.keywords() | cls.build_params_class.keywords() | extra
 
     @classmethod
     def resolve_params(cls, params: MethodParams | None = None, /, *,

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from salvo.common import PER_IMAGE_MAP
 from salvo.errors import IgnoredArgumentWarning, MetricWarning
 from salvo.metrics.base import (
-    PER_IMAGE_MAP_KEY,
     BaseMetric,
     PerThreadCounter,
     check_class_idx,
@@ -37,15 +37,23 @@ from salvo.metrics.base import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ADCC", "adcc_from_components", "pearson"]
+__all__ = ["ADCC", "adcc_from_components", "correlation", "pearson"]
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two equally shaped arrays, in float64.
+def correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson correlation of two arrays with the same number of elements (flattened, computed
+    in float64), clipped to [-1, 1].
 
-    A constant array has no defined correlation; salvo defines it as 0.0 (coherency 0.5) and
-    warns (:class:`~salvo.errors.MetricWarning`), where SciPy's ``pearsonr`` (the reference)
-    returns NaN.
+    Returns
+    -------
+    float or None
+        ``None`` when the correlation is undefined: an array is constant. (NaN in an array
+        gives NaN.)
+
+    Raises
+    ------
+    ValueError
+        An empty array, or arrays of different sizes.
     """
     x = np.asarray(a, np.float64).ravel()
     y = np.asarray(b, np.float64).ravel()
@@ -54,13 +62,26 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     y = y - y.mean()
     denom = math.sqrt(float(x @ x) * float(y @ y))
     if constant or denom == 0.0:
+        return None
+    return float(np.clip((x @ y) / denom, -1.0, 1.0))
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """ADCC's coherency correlation: :func:`correlation` of two equally shaped arrays.
+
+    A constant array has no defined correlation; salvo defines it as 0.0 (coherency 0.5) and
+    warns (:class:`~salvo.errors.MetricWarning`), where SciPy's ``pearsonr`` (the reference)
+    returns NaN.
+    """
+    r = correlation(a, b)
+    if r is None:
         warnings.warn(
             "ADCC coherency: a saliency map is constant, its correlation is undefined; "
             "using 0 (coherency 0.5)",
             MetricWarning, stacklevel=2,
         )
         return 0.0
-    return float(np.clip((x @ y) / denom, -1.0, 1.0))
+    return r
 
 
 def adcc_from_components(coherency: float, complexity: float, average_drop: float) -> float:
@@ -189,8 +210,8 @@ class ADCC(BaseMetric):
         maps = explanation.saliency_map
         if class_idx in maps:
             again = maps[class_idx]
-        elif PER_IMAGE_MAP_KEY in maps:
-            again = maps[PER_IMAGE_MAP_KEY]
+        elif PER_IMAGE_MAP in maps:
+            again = maps[PER_IMAGE_MAP]
         elif len(maps) == 1:
             again = next(iter(maps.values()))
         else:
@@ -223,7 +244,7 @@ class ADCC(BaseMetric):
             smap = min_max_unit(smap)
         return smap, image
 
-    def __call__(  # type: ignore[override]
+    def __call__(
         self, saliency_map: np.ndarray, class_idx: int | None, input_image: np.ndarray
     ) -> dict[str, float]:
         """ADCC of one map.
@@ -259,7 +280,7 @@ class ADCC(BaseMetric):
                 "complexity": com, "average_drop": drop}
 
     # ------------------------------------------------------------------ dataset
-    def evaluate(  # type: ignore[override]
+    def evaluate(
         self, explanations: Sequence[Any], input_images: Sequence[np.ndarray], **kwargs: Any
     ) -> dict[str, float]:
         """ADCC over every map of every explanation.

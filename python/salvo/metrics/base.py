@@ -13,16 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import openvino as ov
 from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo._checks import as_real_array, fit_dtype
+from salvo.common import PER_IMAGE_MAP
+from salvo.common.utils import IdentityPreprocessFN
 from salvo.inference import InferenceEngine, read_model
+from salvo.methods.base import IDENTITY
 from salvo.methods.black_box.base import Scorer
 
 logger = logging.getLogger(__name__)
@@ -38,16 +40,16 @@ __all__ = [
     "min_max_unit",
 ]
 
-#: Key of ActivationMap's class-agnostic map in ``Explanation.saliency_map``.
-PER_IMAGE_MAP_KEY = "per_image_map"
+#: Key of ActivationMap's class-agnostic map in ``Explanation.saliency_map``
+#: (:data:`salvo.common.PER_IMAGE_MAP`).
+PER_IMAGE_MAP_KEY = PER_IMAGE_MAP
+
+#: The default ``preprocess_fn`` (the image is already the model input): the methods' shared
+#: :class:`~salvo.common.utils.IdentityPreprocessFN`.
+identity: IdentityPreprocessFN = IDENTITY
 
 ImageFn = Callable[[int], np.ndarray]
 """``make(i)``: the i-th raw image to score (before ``preprocess_fn``)."""
-
-
-def identity(x: Any) -> Any:
-    """Default ``preprocess_fn``: the image is already the model input."""
-    return x
 
 
 def first_output(outputs: OVDict) -> np.ndarray:
@@ -181,10 +183,10 @@ def explanation_maps(
 def target_of(key: int | str) -> int | None:
     """The class a map explains: its key, or ``None`` (the top-1 class) for a per-image map."""
     if isinstance(key, str):
-        if key == PER_IMAGE_MAP_KEY:
+        if key == PER_IMAGE_MAP:
             return None
         raise ValueError(f"saliency map key {key!r} is neither a class index nor "
-                         f"{PER_IMAGE_MAP_KEY!r}")
+                         f"{PER_IMAGE_MAP!r}")
     return int(key)
 
 
@@ -221,8 +223,19 @@ class PerThreadCounter:
         return obj.__dict__.setdefault("_per_thread_counters", threading.local())
 
 
-class BaseMetric(ABC):
+class BaseMetric:
     """Base class of the faithfulness metrics (the reference's ``BaseMetric``).
+
+    A concrete metric defines two methods, each with the signature of its own reference
+    metric (they differ from metric to metric, so the base class declares only what they
+    return):
+
+    - ``__call__(saliency_map, ...) -> dict[str, float]``: the metric of one saliency map;
+    - ``evaluate(explanations, ...) -> dict[str, float]``: the metric over a dataset of
+      explanations.
+
+    A class that lacks one of them is abstract, as with :mod:`abc`: instantiating it raises
+    ``TypeError`` naming what is missing (``BaseMetric`` itself included).
 
     Parameters
     ----------
@@ -243,8 +256,19 @@ class BaseMetric(ABC):
         ``precision=None`` is the device default, like the reference's compile step.
     """
 
+    #: The metric of one saliency map (each metric has its reference's signature).
+    __call__: Callable[..., dict[str, float]]
+    #: The metric over a dataset of explanations (each metric has its reference's signature).
+    evaluate: Callable[..., dict[str, float]]
+    #: The methods a concrete metric must define.
+    REQUIRED: ClassVar[tuple[str, ...]] = ("__call__", "evaluate")
+
     #: Model inferences run by this thread's last metric call (``__call__`` or ``evaluate``).
     num_inferences = PerThreadCounter()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _set_abstract(cls)
 
     def __init__(
         self,
@@ -397,13 +421,17 @@ class BaseMetric(ABC):
         """Class scores ``(num_classes,)`` float32 of one raw image (the reference's method)."""
         return self.predict_images([input])[0]
 
-    # ------------------------------------------------------------------ API
-    @abstractmethod
-    def __call__(self, saliency_map: np.ndarray, *args: Any, **kwargs: Any) -> dict[str, float]:
-        """The metric of one saliency map."""
 
-    @abstractmethod
-    def evaluate(self, explanations: Sequence[Any], *args: Any, **kwargs: Any
-                 ) -> dict[str, float]:
-        """The metric over a dataset of explanations."""
+def _set_abstract(cls: type[BaseMetric]) -> None:
+    """Mark ``cls`` abstract in the methods of :attr:`BaseMetric.REQUIRED` it does not define.
 
+    This is what :mod:`abc` does (:func:`abc.update_abstractmethods`): ``object.__new__``
+    refuses a class whose ``__abstractmethods__`` is not empty, naming them, and
+    :func:`inspect.isabstract` reports it.
+    """
+    missing = frozenset(name for name in cls.REQUIRED
+                        if not any(name in vars(klass) for klass in cls.__mro__[:-1]))
+    setattr(cls, "__abstractmethods__", missing)  # noqa: B010 (typeshed does not declare it)
+
+
+_set_abstract(BaseMetric)  # BaseMetric itself defines neither method

@@ -161,7 +161,7 @@ class InsertionDeletionAUC(BaseMetric):
         return insertion, deletion
 
     # ------------------------------------------------------------------ per map
-    def __call__(  # type: ignore[override]
+    def __call__(
         self,
         saliency_map: np.ndarray,
         class_idx: int | None,
@@ -192,7 +192,7 @@ class InsertionDeletionAUC(BaseMetric):
         return {"insertion": float(res.insertion[0]), "deletion": float(res.deletion[0])}
 
     # ------------------------------------------------------------------ dataset
-    def evaluate(  # type: ignore[override]
+    def evaluate(
         self,
         explanations: Sequence[Any],
         input_images: Sequence[np.ndarray],

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from salvo.common import PER_IMAGE_MAP
 from salvo.errors import MetricWarning
 from salvo.metrics.base import (
-    PER_IMAGE_MAP_KEY,
     BaseMetric,
     check_map,
     check_same_length,
@@ -78,7 +78,7 @@ class PointingGame(BaseMetric):
         self.num_inferences = 0
 
     @staticmethod
-    def __call__(  # type: ignore[override]
+    def __call__(
         saliency_map: np.ndarray, image_gt_bboxes: Sequence[Box]
     ) -> dict[str, float]:
         """Pointing game of one map for one class.
@@ -106,7 +106,7 @@ class PointingGame(BaseMetric):
         inside = (x <= px) & (px <= x + w) & (y <= py) & (py <= y + h)
         return {"pointing_game": 1.0 if bool(inside.any()) else 0.0}
 
-    def evaluate(  # type: ignore[override]
+    def evaluate(
         self,
         explanations: Sequence[Any],
         gt_bboxes: Sequence[Mapping[Any, Sequence[Box]]],
@@ -140,7 +140,7 @@ class PointingGame(BaseMetric):
                     f"gt_bboxes[{i}] must be a dict {{label_name: [(x, y, w, h), ...]}}, got "
                     f"{type(image_boxes).__name__}"
                 )
-            if key == PER_IMAGE_MAP_KEY:
+            if key == PER_IMAGE_MAP:
                 boxes = [box for class_boxes in image_boxes.values() for box in class_boxes]
                 where = "all classes"
             else:

@@ -104,6 +104,22 @@ class BlackBoxXAIMethod(MethodBase):
         """Class scores ``(num_classes,)`` float32 of the unmasked input ``x`` ``(1, …)``."""
         return Scorer(self.postprocess_fn)(self.unmasked_outputs(x, engine), 1)[0]
 
+    def _generate(self, data: Any, target_indices: Sequence[int] | None, **params: Any
+                  ) -> MethodResult:
+        """What every black-box ``generate_saliency_map`` does: :meth:`explain` raw ``data``
+        (``preprocess_fn`` applied) for ``target_indices`` (``None``: every target) with the
+        parameter keywords ``params``, and keep the result's predictions in
+        :attr:`predictions`."""
+        result = self.explain(self.preprocess_fn(data),
+                              -1 if target_indices is None else list(target_indices), **params)
+        self.predictions = dict(result.predictions)
+        return result
+
+    @staticmethod
+    def _maps_by_target(result: MethodResult) -> dict[int, np.ndarray]:
+        """``{target: (H, W) map}`` of a result (the reference's return value)."""
+        return {int(t): result.maps[i] for i, t in enumerate(result.targets)}
+
     def get_logits(self, data_preprocessed: np.ndarray) -> np.ndarray:
         """``postprocess_fn`` of the model's outputs for one preprocessed input, as the
         reference returns it (``(1, num_classes)``; checked by

@@ -93,7 +93,7 @@ def match_scores(target_box: np.ndarray, target_label: int, found: Detections) -
 
 
 class DetectionReader:
-    """Read detections with the user's ``postprocess_fn``, checked (SPEC section 6).
+    """Read detections with the user's ``postprocess_fn``, checked.
 
     ``postprocess_fn(outputs)`` must return ``(boxes (B, N, 4), scores (B, N), labels (B, N))``
     with boxes ``x1, y1, x2, y2`` in input pixels, for a batch of ``B`` images (rows may be

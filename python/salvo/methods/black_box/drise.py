@@ -174,7 +174,4 @@ class DRISE(BlackBoxXAIMethod):
         """Maps of the boxes ``target_indices`` (all when ``None``) of raw ``data``
         (``preprocess_fn`` is applied), ``{box index: (H, W)}``; :attr:`predictions` gets the
         boxes."""
-        result = self.explain(self.preprocess_fn(data),
-                              -1 if target_indices is None else list(target_indices), **params)
-        self.predictions = dict(result.predictions)
-        return {int(t): result.maps[i] for i, t in enumerate(result.targets)}
+        return self._maps_by_target(self._generate(data, target_indices, **params))

@@ -388,8 +388,28 @@ class Accumulator:
         self._pending = 0
 
     def maps(self, estimator: str) -> np.ndarray:
-        """Current maps ``(T, P)`` float32 (unscaled, in score units; flat targets included as
-        they are)."""
+        """The maps so far of either estimator, for ``on_check`` callbacks (convergence studies:
+        ``benchmarks/bench_rise_quality.py``); salvo's own runs read :meth:`result`.
+
+        Parameters
+        ----------
+        estimator
+            ``"centered"`` or ``"plain"`` (both are computed from the same sums, whatever
+            :attr:`estimator` the run uses).
+
+        Returns
+        -------
+        ndarray
+            ``(T, P)`` float32, unscaled (in score units), over the masks folded so far; flat
+            targets are not zeroed.
+
+        Raises
+        ------
+        ValueError
+            ``estimator`` is not one of :data:`ESTIMATORS`.
+        """
+        if not isinstance(estimator, str) or estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
         shift, unit = self._finish_args(estimator)
         return finish_maps(self.weighted, shift, self.mask_sum, scale=None, unit=unit)
 
@@ -665,16 +685,12 @@ class RISE(BlackBoxXAIMethod):
             else float32); otherwise ``{target: (H, W)}``. :attr:`predictions` gets
             ``{target: Prediction(label, score)}``.
         """
-        x = self.preprocess_fn(data)
-        result = self.explain(
-            x, -1 if target_indices is None else list(target_indices), preset=preset,
-            num_masks=num_masks, num_cells=num_cells, prob=prob, seed=seed,
-            scale_output=scale_output,
-        )
-        self.predictions = dict(result.predictions)
+        result = self._generate(data, target_indices, preset=preset, num_masks=num_masks,
+                                num_cells=num_cells, prob=prob, seed=seed,
+                                scale_output=scale_output)
         if target_indices is None:
             return result.maps[None]
-        return {int(t): result.maps[i] for i, t in enumerate(result.targets)}
+        return self._maps_by_target(result)
 
     # -- several images in one engine run (salvo.bulk) ----------------------------------------
     def run_many(

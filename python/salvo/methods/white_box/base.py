@@ -35,7 +35,6 @@ from salvo.methods.base import (
     MethodBase,
     MethodParams,
     MethodResult,
-    NoParams,
     Prediction,
     StreamJob,
     TargetsSpec,
@@ -128,8 +127,6 @@ class WhiteBoxMethod(MethodBase):
     #: flight, not batched.
     stream_engine_defaults: ClassVar[dict[str, Any]] = {
         "batch_size": 1, "num_requests": None, "performance_hint": "THROUGHPUT"}
-    #: Parameters that shape the branch (given to the constructor).
-    build_params_class: ClassVar[type[MethodParams]] = NoParams
 
     def __init__(
         self,
@@ -166,11 +163,6 @@ class WhiteBoxMethod(MethodBase):
         return self._model_ori
 
     # ------------------------------------------------------------------ the XAI model
-    @classmethod
-    def keywords(cls) -> frozenset[str]:
-        """Keywords of the method: its branch parameters (given to the constructor)."""
-        return super().keywords() | cls.build_params_class.keywords()
-
     def build_branch(self, model: ov.Model, index: GraphIndex) -> Branch:
         """Build the method's XAI branch on ``model`` (a working clone, indexed by ``index``).
 

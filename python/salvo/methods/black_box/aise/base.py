@@ -2,7 +2,7 @@
 
 AISE perturbs the input with Gaussian masks and lets a derivative-free optimiser (DIRECT) look
 for the mask centre that matters most; the saliency map is the kernel-density estimate of
-every mask it tried, weighted by the objective it scored (SPEC section 6).
+every mask it tried, weighted by the objective it scored.
 
 For each target and each kernel width ``sigma`` a DIRECT search maximises the objective over
 the mask centre ``(x, y)`` (normalised image coordinates). The map of one width is
@@ -37,7 +37,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 from openvino.utils.data_helpers.wrappers import OVDict
@@ -49,7 +49,7 @@ from salvo.kernels import fill_masked
 from salvo.kernels.direct import BatchedDirect
 from salvo.kernels.gaussian import kde_accumulate, render_masks
 from salvo.methods.base import MethodParams
-from salvo.methods.black_box.base import BlackBoxXAIMethod, is_flat
+from salvo.methods.black_box.base import BlackBoxXAIMethod, image_for_fill, is_flat
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,6 @@ __all__ = [
     "CPU_BATCH_STEPS",
     "DEFAULT_BATCH_SIZE",
     "SearchOutcome",
-    "resolve_classification_params",
-    "resolve_detection_params",
     "run_searches",
 ]
 
@@ -210,7 +208,8 @@ class AISEDetectionParams(MethodParams):
                        divisors=_positive_floats("divisors", self.divisors))
 
 
-#: SPEC section 6: (iterations per kernel, kernel widths) per preset.
+#: (iterations per kernel, kernel widths) per preset: SPEED 20 and BALANCE 50 evaluations per
+#: width over the widths (0.1, 0.175, 0.25); QUALITY 50 over five widths from 0.075 to 0.25.
 AISE_CLASSIFICATION_PRESETS: dict[Preset, AISEClassificationParams] = {
     Preset.SPEED: AISEClassificationParams(20, (0.1, 0.175, 0.25)),
     Preset.BALANCE: AISEClassificationParams(50, (0.1, 0.175, 0.25)),
@@ -224,24 +223,6 @@ AISE_DETECTION_PRESETS: dict[Preset, AISEDetectionParams] = {
     Preset.BALANCE: AISEDetectionParams(50, (7.0, 4.0, 1.0)),
     Preset.QUALITY: AISEDetectionParams(50, tuple(float(v) for v in np.linspace(8, 1, 5))),
 }
-
-
-def resolve_classification_params(preset: Preset | str | None = None,
-                                  **overrides: Any) -> AISEClassificationParams:
-    """The preset (BALANCE by default), then explicit keywords, which win; validated (see
-    :meth:`AISEBase.resolve_params`)."""
-    from salvo.methods.black_box.aise.classification import AISEClassification
-
-    return AISEClassification.resolve_params(preset=preset, **overrides)
-
-
-def resolve_detection_params(preset: Preset | str | None = None,
-                             **overrides: Any) -> AISEDetectionParams:
-    """The preset (BALANCE by default), then explicit keywords, which win; validated (see
-    :meth:`AISEBase.resolve_params`)."""
-    from salvo.methods.black_box.aise.detection import AISEDetection
-
-    return AISEDetection.resolve_params(preset=preset, **overrides)
 
 
 # ----------------------------------------------------------------------------- the search
@@ -424,8 +405,15 @@ def _scaled_uint8(maps: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint8).reshape(maps.shape)
 
 
-def _progress(show: bool | None, total: int) -> RunProgress:
-    return RunProgress(total, desc="AISE", unit="inference", show=show)
+class _Call(NamedTuple):
+    """One ``explain`` call of AISE: its validated parameters, the engine, the checked input
+    ``(1, ...)`` and the image the fill reads (see
+    :func:`~salvo.methods.black_box.base.image_for_fill`)."""
+
+    params: Any
+    engine: InferenceEngine
+    x: np.ndarray
+    image: np.ndarray
 
 
 class AISEBase(BlackBoxXAIMethod):
@@ -481,3 +469,31 @@ class AISEBase(BlackBoxXAIMethod):
                 f" got {x.shape}"
             )
         return x
+
+    def _begin(self, x: np.ndarray, params: MethodParams | None, overrides: dict[str, Any],
+               settings: EngineConfig | None) -> _Call:
+        """What both variants' ``explain`` start with: the validated parameters, the engine for
+        ``settings``, ``x`` checked as one input ``(1, ...)`` and the image the fill reads."""
+        aise = self.resolve_params(params, **overrides)
+        engine = self.engine_for(settings)
+        x = self._check_input(x, engine)
+        return _Call(aise, engine, x, image_for_fill(x, engine))
+
+    def _search(self, call: _Call, lower: np.ndarray, upper: np.ndarray, sigmas: np.ndarray,
+                num_targets: int, preserve_and_delete: bool,
+                image_values: Callable[[OVDict, np.ndarray, np.ndarray], np.ndarray],
+                progress: bool | None) -> SearchOutcome:
+        """:func:`run_searches` with the call's parameters, under a progress bar (``progress``
+        ``None``: the method's setting) counting the inferences."""
+        show = self.progress if progress is None else progress
+        budget = call.params.num_iterations_per_kernel
+        per_point = 2 if preserve_and_delete else 1
+        bar = RunProgress(per_point * sigmas.shape[0] * budget, desc="AISE", unit="inference",
+                          show=show)
+        try:
+            return run_searches(
+                call.engine, call.image, lower, upper, sigmas, budget, call.params.solver_epsilon,
+                call.params.locally_biased, num_targets, preserve_and_delete, image_values, bar,
+            )
+        finally:
+            bar.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from openvino.utils.data_helpers.wrappers import OVDict
@@ -17,19 +17,12 @@ from salvo.methods.black_box.aise.base import (
     AISE_CLASSIFICATION_PRESETS,
     AISEBase,
     AISEClassificationParams,
-    _progress,
     _scaled_uint8,
     _sigmoid,
-    run_searches,
 )
-from salvo.methods.black_box.base import (
-    Scorer,
-    image_for_fill,
-    predictions_for,
-    warn_uninformative,
-)
+from salvo.methods.black_box.base import Scorer, predictions_for, warn_uninformative
 
-__all__ = ["AISEClassification"]
+__all__ = ["AISEClassification", "resolve_classification_params"]
 
 
 class AISEClassification(AISEBase):
@@ -72,14 +65,11 @@ class AISEClassification(AISEBase):
             ``seconds`` and ``params``.
         """
         t0 = time.perf_counter()
-        aise = self.resolve_params(params, **overrides)
-        settings = engine
-        engine = self.engine_for(settings)
-        x = self._check_input(x, engine)
-        height, width = engine.input.image_size
-        image = image_for_fill(x, engine)
+        call = self._begin(x, params, overrides, engine)
+        aise = call.params
+        height, width = call.engine.input.image_size
         scorer = Scorer(self.postprocess_fn)
-        unmasked = scorer(self.unmasked_outputs(x, settings), 1)[0]
+        unmasked = scorer(self.unmasked_outputs(call.x, engine), 1)[0]
         num_classes = unmasked.shape[0]
         keys = self.resolve_target_spec(targets, unmasked, num_classes, label_names)
         num_widths = len(aise.kernel_widths)
@@ -106,16 +96,8 @@ class AISEClassification(AISEBase):
             outside = (scores.max(axis=1) > 1) | (scores.min(axis=1) < 0)
             return np.where(outside, _sigmoid(picked), picked)
 
-        show = self.progress if progress is None else progress
-        budget = aise.num_iterations_per_kernel
-        bar = _progress(show, 2 * num_searches * budget)
-        try:
-            outcome = run_searches(
-                engine, image, lower, upper, sigmas, budget, aise.solver_epsilon,
-                aise.locally_biased, len(keys), True, image_values, bar,
-            )
-        finally:
-            bar.close()
+        outcome = self._search(call, lower, upper, sigmas, len(keys), True, image_values,
+                               progress)
         warn_uninformative("AISE", outcome.flat, keys,
                            "its objective (the score difference of the preserved and the deleted "
                            "image, through the sigmoid for scores outside [0, 1]) did not vary")
@@ -146,12 +128,26 @@ class AISEClassification(AISEBase):
         """The reference toolkit's call: AISE maps of raw ``data`` (``preprocess_fn`` is
         applied) for ``target_indices`` (``None``: every class), ``{target: (H, W)}``;
         :attr:`predictions` gets ``{target: Prediction(label, score)}``."""
-        result = self.explain(
-            self.preprocess_fn(data), -1 if target_indices is None else list(target_indices),
-            preset=preset, num_iterations_per_kernel=num_iterations_per_kernel,
+        return self._maps_by_target(self._generate(
+            data, target_indices, preset=preset,
+            num_iterations_per_kernel=num_iterations_per_kernel,
             kernel_widths=None if kernel_widths is None else tuple(kernel_widths),
             solver_epsilon=solver_epsilon, locally_biased=locally_biased,
             scale_output=scale_output,
-        )
-        self.predictions = dict(result.predictions)
-        return {int(t): result.maps[i] for i, t in enumerate(result.targets)}
+        ))
+
+
+def resolve_classification_params(preset: Preset | str | None = None,
+                                  **overrides: Any) -> AISEClassificationParams:
+    """The preset (BALANCE by default), then explicit keywords, which win; validated (see
+    :meth:`~salvo.methods.black_box.aise.base.AISEBase.resolve_params`).
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword.
+    ValueError
+        A bad value, an unknown preset, or a parameter of AISE for detection (with a hint).
+    """
+    params = AISEClassification.resolve_params(preset=preset, **overrides)
+    return cast(AISEClassificationParams, params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from openvino.utils.data_helpers.wrappers import OVDict
@@ -17,11 +17,9 @@ from salvo.methods.black_box.aise.base import (
     AISE_DETECTION_PRESETS,
     AISEBase,
     AISEDetectionParams,
-    _progress,
     _scaled_uint8,
-    run_searches,
 )
-from salvo.methods.black_box.base import image_for_fill, warn_uninformative
+from salvo.methods.black_box.base import warn_uninformative
 from salvo.methods.black_box.detection import (
     DETECTION_CONTRACT,
     DetectionReader,
@@ -32,7 +30,7 @@ from salvo.methods.black_box.detection import (
     select_target_boxes,
 )
 
-__all__ = ["AISEDetection"]
+__all__ = ["AISEDetection", "resolve_detection_params"]
 
 
 class AISEDetection(AISEBase):
@@ -79,14 +77,11 @@ class AISEDetection(AISEBase):
             boxes are skipped with a warning. ``num_inferences = 1 + T * K * N``.
         """
         t0 = time.perf_counter()
-        aise = self.resolve_params(params, **overrides)
-        settings = engine
-        engine = self.engine_for(settings)
-        x = self._check_input(x, engine)
-        height, width = engine.input.image_size
-        image = image_for_fill(x, engine)
+        call = self._begin(x, params, overrides, engine)
+        aise = call.params
+        height, width = call.engine.input.image_size
         reader = DetectionReader(self.postprocess_fn)
-        found = reader(self.unmasked_outputs(x, settings), 1)[0]
+        found = reader(self.unmasked_outputs(call.x, engine), 1)[0]
         chosen = select_target_boxes(found, targets, height, width)
         num_targets = len(chosen.indices)
         dtype = np.uint8 if aise.scale_output else np.float32
@@ -129,16 +124,8 @@ class AISEDetection(AISEBase):
                 out[i] = match_scores(chosen.boxes[t], int(chosen.labels[t]), det)
             return out
 
-        show = self.progress if progress is None else progress
-        budget = aise.num_iterations_per_kernel
-        bar = _progress(show, sigmas.shape[0] * budget)
-        try:
-            outcome = run_searches(
-                engine, image, lower, upper, sigmas, budget, aise.solver_epsilon,
-                aise.locally_biased, num_targets, False, image_values, bar,
-            )
-        finally:
-            bar.close()
+        outcome = self._search(call, lower, upper, sigmas, num_targets, False, image_values,
+                               progress)
         warn_uninformative("AISE", outcome.flat, list(chosen.indices),
                            "its objective (IoU x score of the best match) did not vary")
         maps = _scaled_uint8(outcome.maps) if aise.scale_output else outcome.maps
@@ -166,12 +153,27 @@ class AISEDetection(AISEBase):
         """The reference toolkit's call: AISE maps of the boxes ``target_indices`` (``None``:
         every box) found on raw ``data`` (``preprocess_fn`` is applied), ``{box: (H, W)}``;
         :attr:`predictions` gets the boxes."""
-        result = self.explain(
-            self.preprocess_fn(data), -1 if target_indices is None else list(target_indices),
-            preset=preset, num_iterations_per_kernel=num_iterations_per_kernel,
+        return self._maps_by_target(self._generate(
+            data, target_indices, preset=preset,
+            num_iterations_per_kernel=num_iterations_per_kernel,
             divisors=None if divisors is None else tuple(divisors),
             solver_epsilon=solver_epsilon, locally_biased=locally_biased,
             scale_output=scale_output,
-        )
-        self.predictions = dict(result.predictions)
-        return {int(t): result.maps[i] for i, t in enumerate(result.targets)}
+        ))
+
+
+def resolve_detection_params(preset: Preset | str | None = None,
+                             **overrides: Any) -> AISEDetectionParams:
+    """The preset (BALANCE by default), then explicit keywords, which win; validated (see
+    :meth:`~salvo.methods.black_box.aise.base.AISEBase.resolve_params`).
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword.
+    ValueError
+        A bad value, an unknown preset, or a parameter of AISE for classification (with a
+        hint).
+    """
+    params = AISEDetection.resolve_params(preset=preset, **overrides)
+    return cast(AISEDetectionParams, params)
