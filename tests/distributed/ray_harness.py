@@ -6,12 +6,13 @@ with only the loopback interface up (``ip netns add``; iproute2, as root), where
 is ``127.0.0.1``. :class:`NetNamespace` makes one, runs commands in it, lists its processes and
 deletes it; :class:`TestCluster` starts a multi-node ``ray.cluster_utils.Cluster`` in it (in a
 child process, :data:`CLUSTER_SCRIPT`) and stops it with ``Cluster.shutdown()``, then kills
-whatever process is left in the namespace, by its id. Nothing here ever runs ``ray stop``
-(which kills Ray processes by name, other users' included).
+whatever process is left in the namespace, by its id, and deletes the namespace — also when
+starting fails. Nothing here ever runs ``ray stop`` (which kills Ray processes by name, other
+users' included).
 
-Without ``ip`` or root rights (some CI runners), the cluster runs without a namespace (Ray then
-listens on the machine's address during the test) and is cleaned up by the process ids its
-nodes report.
+A cluster never runs outside its namespace: without ``ip`` (Debian: ``apt-get install
+iproute2``) or the rights to add a namespace (root), :class:`NetNamespace` raises and the tests
+fail, saying which.
 """
 
 from __future__ import annotations
@@ -26,15 +27,19 @@ import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+import salvo
+
+#: The folder the tests' salvo is imported from (a checkout's ``python/`` or site-packages):
+#: every process the tests start, Ray's workers included, imports the same salvo.
+SALVO_PARENT = str(Path(salvo.__file__).resolve().parents[1])
 CLUSTER_SCRIPT = Path(__file__).with_name("ray_cluster_main.py")
 
 
 def child_environment() -> dict[str, str]:
-    """The environment of every process the tests start: this checkout's salvo first, Ray's
-    usage statistics off."""
+    """The environment of every process the tests start: the tests' salvo first, Ray's usage
+    statistics off, no ``RAY_ADDRESS`` from outside."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([SALVO_PARENT, env.get("PYTHONPATH", "")])
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     env.pop("RAY_ADDRESS", None)
     return env
@@ -45,31 +50,36 @@ def _run(cmd: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
 
 
 class NetNamespace:
-    """A network namespace with only ``lo`` up (``available`` False: none could be made, and
-    :attr:`prefix` is empty)."""
+    """A network namespace of this test run (``salvo-test-PID-XXXXXX``) with only ``lo`` up.
+
+    Raises
+    ------
+    RuntimeError
+        ``ip`` is not installed, or the namespace cannot be made (not root) or set up; nothing
+        is left behind.
+    """
 
     def __init__(self) -> None:
         self.name = f"salvo-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.available = False
-        self.why_not = ""
         if shutil.which("ip") is None:
-            self.why_not = "iproute2's ip is not installed"
-            return
+            raise RuntimeError("the Ray tests run their clusters in a network namespace and "
+                               "need iproute2's ip: apt-get install iproute2")
         made = _run(["ip", "netns", "add", self.name])
         if made.returncode != 0:
-            self.why_not = f"ip netns add failed: {made.stderr.strip()}"
-            return
+            raise RuntimeError("the Ray tests run their clusters in a network namespace: "
+                               f"ip netns add {self.name} failed (root is needed): "
+                               f"{made.stderr.strip()}")
         self.available = True
         up = _run(["ip", "netns", "exec", self.name, "ip", "link", "set", "lo", "up"])
         if up.returncode != 0:
             self.delete()
-            self.available = False
-            self.why_not = f"could not bring lo up: {up.stderr.strip()}"
+            raise RuntimeError(f"could not bring lo up in {self.name}: {up.stderr.strip()}")
 
     @property
     def prefix(self) -> list[str]:
         """What a command is prefixed with to run inside the namespace."""
-        return ["ip", "netns", "exec", self.name] if self.available else []
+        return ["ip", "netns", "exec", self.name]
 
     def pids(self) -> list[int]:
         """The processes inside the namespace."""
@@ -95,8 +105,10 @@ class NetNamespace:
         return killed
 
     def delete(self) -> None:
+        """Delete the namespace (once)."""
         if self.available:
             _run(["ip", "netns", "delete", self.name])
+            self.available = False
 
 
 class TestCluster:
@@ -105,15 +117,15 @@ class TestCluster:
 
     __test__ = False  # not a test class
 
-    def __init__(self, folder: Path, nodes: int = 2, cpus: int = 2, timeout: float = 120) -> None:
+    def __init__(self, folder: Path, nodes: int = 2, cpus: int = 1, timeout: float = 120) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.netns = NetNamespace()
         self.env = child_environment()
         self.info_path = folder / "cluster.json"
         self.log_path = folder / "cluster.log"
         self.process: subprocess.Popen | None = None
         self.node_pids: list[int] = []
         self.address = ""
+        self.netns = NetNamespace()
         try:
             self._start(nodes, cpus, timeout)
         except BaseException:
@@ -150,10 +162,8 @@ class TestCluster:
         return self.netns.prefix
 
     def pids(self) -> list[int]:
-        """The processes of the cluster (namespace members; else the nodes' processes)."""
-        if self.netns.available:
-            return self.netns.pids()
-        return [p for p in self.node_pids if _alive(p)]
+        """The processes in the cluster's namespace (its nodes, workers, drivers)."""
+        return self.netns.pids()
 
     def run(self, args: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
         """Run ``python ARGS`` next to the cluster (in its namespace); kill it by id on
@@ -175,34 +185,22 @@ class TestCluster:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True, **kwargs)
 
-    def close(self) -> None:
-        """``Cluster.shutdown()`` (the child process does it when its stdin closes), then kill
-        any process left, by id, and delete the namespace."""
+    def close(self) -> list[int]:
+        """``Cluster.shutdown()`` (the child process does it when its stdin closes; a cluster
+        that never came up is killed at once), then kill any process left in the namespace, by
+        id, and delete the namespace. Returns the ids of the processes killed that way."""
         if self.process is not None:
             try:
-                if self.process.stdin is not None:
+                if not self.address:  # still starting: it would not read its stdin
+                    self.process.kill()
+                elif self.process.stdin is not None:
                     self.process.stdin.close()
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
-        if self.netns.available:
-            self.netns.kill_all()
-        else:
-            for pid in self.node_pids:
-                if _alive(pid):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            if self.process.stdin is not None and not self.process.stdin.closed:
+                self.process.stdin.close()
+        killed = self.netns.kill_all()
         self.netns.delete()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return killed

@@ -11,14 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import salvo
 from salvo.cli.explain import check_explain_flags
 from salvo.cli.parser import build_parser
 from salvo.distributed.cluster import RayOptions, plan_pool
 from salvo.distributed.run import dataset_name
 from salvo.errors import UsageError
 
-REPO_PYTHON = str(Path(__file__).resolve().parents[2] / "python")
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO_PYTHON,
+# child processes import the salvo these tests import (a checkout's or an installed one)
+SALVO_PARENT = str(Path(salvo.__file__).resolve().parents[1])
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([SALVO_PARENT,
                                                     os.environ.get("PYTHONPATH", "")])}
 
 

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import openvino as ov
 import pytest
+import salvo
 from salvo.cli import main
 from salvo.cli.table import (
     COLUMNS,
@@ -24,10 +25,14 @@ from salvo.cli.table import (
     table_rows,
 )
 from salvo.testing.planted import batchable, planted_cnn, planted_image_with_object
+from support import require
 
-pq = pytest.importorskip("pyarrow.parquet", reason="pip install 'salvo-xai[table]'")
+require("pyarrow", "pip install 'salvo-xai[table]'", "The results table tests")
 
-REPO_PYTHON = str(Path(__file__).resolve().parents[2] / "python")
+import pyarrow.parquet as pq
+
+# child processes import the salvo these tests import (a checkout's or an installed one)
+SALVO_PARENT = str(Path(salvo.__file__).resolve().parents[1])
 WORKER = {"host": "h", "node": None, "pid": 7}
 DONE = {"input": "/p/a.png", "name": "a.png", "path": "p/a.png", "status": "done",
         "image_size": [64, 80], "outputs": ["a.png.cat.jpg", "a.png.dog.jpg"],
@@ -153,7 +158,7 @@ def test_without_pyarrow_the_run_works_without_a_table_and_says_so_once(files, t
     out = tmp_path / "maps"
     assert main(explain(files, out)) == 1
     assert (out / TABLE).is_file()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO_PYTHON,
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SALVO_PARENT,
                                                         os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", NO_PYARROW, *explain(files, out, "--force")],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
