@@ -679,7 +679,7 @@ class ExplainRun:
         (the table is only a view of it). Returns whether it worked."""
         try:
             step()
-        except Exception as exc:  # OSError, or pyarrow refusing a value
+        except Exception as exc:  # noqa: BLE001 - OSError, or any of pyarrow's errors
             say(f"salvo: error: could not write the results table: {exc}")
             return False
         return True
