@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import openvino as ov
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -98,7 +99,8 @@ def test_two_images_whose_names_and_labels_concatenate_alike_never_collide(plant
     outputs = outputs_of(data, photos)
     assert len(outputs["a.png"]) == len(outputs["a_b.png"]) == 2
     assert not set(outputs["a.png"]) & set(outputs["a_b.png"])
-    assert files_under(out) == sorted(outputs["a.png"] + outputs["a_b.png"] + ["manifest.json"])
+    assert files_under(out) == sorted(outputs["a.png"] + outputs["a_b.png"] + ["manifest.json",
+                                                                    "results.parquet"])
 
 
 def test_a_same_named_image_added_elsewhere_does_not_take_the_old_images_outputs(
@@ -133,7 +135,7 @@ def test_recursive_mirrors_the_input_tree(planted, model_files, tmp_path):
     code, _, err = run(explain_args(model_files, [photos], out, "--recursive", "--save-raw"))
     assert code == 0, err
     assert files_under(out) == sorted([
-        "manifest.json", "rocket.png.alpha.jpg", "rocket.png.alpha.npy",
+        "manifest.json", "results.parquet", "rocket.png.alpha.jpg", "rocket.png.alpha.npy",
         "sub/rocket.png.beta.jpg", "sub/rocket.png.beta.npy",
         "sub/deeper/rocket.png.gamma.jpg", "sub/deeper/rocket.png.gamma.npy",
     ])
@@ -394,7 +396,12 @@ def test_a_killed_run_resumes_without_losing_or_redoing_anything(planted, model_
     leftovers = [p for p in out.rglob(".*")]
     assert leftovers == [], f"partial, temporary, journal or lock files left: {leftovers}"
     listed = {o for r in data["images"] for o in r["outputs"] + r["raw"]}
-    assert set(files_under(out)) == listed | {"manifest.json"}, "no file the manifest misses"
+    assert set(files_under(out)) == listed | {"manifest.json", "results.parquet"}, \
+        "no file the manifest misses"
+    table = pq.read_table(out / "results.parquet").to_pylist()
+    assert sorted((row["input"], row["output"]) for row in table) == sorted(
+        (r["input"], o) for r in data["images"] for o in r["outputs"]), \
+        "the table has each image's rows once, as the manifest records them"
 
 
 @pytest.mark.slow

@@ -45,14 +45,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # torch) is here too: the factory imports it inside insert_xai, for a torch module only
     ("methods", ("salvo.methods.*",)),
     # what users call: the Explainer and its Explanations, bulk explanation, metrics, the
-    # reference's insertion API and utilities, the distributed runner
+    # reference's insertion API and utilities
     ("front", ("salvo.explainer.*", "salvo.metrics.*", "salvo.api.*", "salvo.inserter.*",
-               "salvo.utils.*", "salvo.bulk", "salvo.distributed.*")),
+               "salvo.utils.*", "salvo.bulk")),
     # the package itself (``import salvo as xai``: the front layer's names) and the finder of
     # salvo 0.1's moved module paths it installs
     ("package", ("salvo", "salvo._deprecated")),
-    # the command line: a client of the package as a user is (``salvo.Explainer``)
-    ("cli", ("salvo.cli.*",)),
+    # the command line: a client of the package as a user is (``salvo.Explainer``); and the
+    # Ray runner, which runs the command line's explain steps (inputs, manifest, results table)
+    # on a cluster and which ``salvo explain --ray`` calls (Ray itself is imported only there)
+    ("cli", ("salvo.cli.*", "salvo.distributed.*")),
     # ``python -m salvo`` and salvo 0.1's deprecated modules, which re-export the command line
     ("top", ("salvo.__main__", "salvo.bench", "salvo.demo")),
 )

@@ -35,9 +35,19 @@ from salvo.errors import UsageError
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
+def explain_command(args: argparse.Namespace) -> int:
+    """``salvo explain``: in this process, or with ``--ray`` on a Ray cluster
+    (:mod:`salvo.distributed`, imported only then)."""
+    if getattr(args, "ray", None) is not None:
+        from salvo.distributed.command import run_ray_explain
+
+        return run_ray_explain(args)
+    return run_explain(args)
+
+
 #: Command name → the function running it (returns the exit status).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "explain": run_explain,
+    "explain": explain_command,
     "bench": run_bench,
     "demo": run_demo_command,
     "info": run_info,

@@ -9,8 +9,13 @@ The run, step by step (:func:`run_explain`):
 3. :func:`build_explainer`: the :class:`salvo.Explainer` and the keywords of its calls.
 4. :func:`manifest_header`: what ``manifest.json`` records about the run.
 5. :func:`explain_into`: locks ``--out``, recovers an interrupted run's journal, and hands the
-   images to an :class:`ExplainRun`, which skips what an earlier run did, streams the rest
-   through :func:`salvo.bulk.explain_stream` and writes each image's maps and record.
+   images to an :class:`ExplainRun`, which skips what an earlier run did, has the rest
+   explained by an :class:`ImageWorker` (streaming them through
+   :func:`salvo.bulk.explain_stream` and writing each image's maps) and records each image in
+   the manifest and the results table (:mod:`salvo.cli.table`).
+
+:mod:`salvo.distributed` runs the same steps with the images explained by Ray actors, each
+owning an :class:`ImageWorker`: the same output names, fingerprints, records and maps.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ import io
 import logging
 import os
 import re
+import socket
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +63,14 @@ from salvo.cli.models import (
     target_text,
 )
 from salvo.cli.shared import check_writable_folder, device_name, say, versions
+from salvo.cli.table import (
+    NO_PYARROW_NOTE,
+    TABLE,
+    ResultsTable,
+    drop_stale_table,
+    have_pyarrow,
+    remove_parts,
+)
 from salvo.common import BLACKBOX_METHODS, WHITEBOX_METHODS, ExplainMode, Method, Task
 from salvo.errors import UsageError
 from salvo.explainer.explanation import Explanation
@@ -72,7 +86,7 @@ from salvo.preprocess import (
     shrink_to,
 )
 
-__all__ = ["ExplainRun", "ExplainSetup", "run_explain"]
+__all__ = ["ExplainRun", "ExplainSetup", "ImageWorker", "run_explain"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +115,31 @@ def check_explain_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--mode blackbox contradicts --method {args.method} (a white-box "
                          "method)")
     for flag in ("num_masks", "num_cells", "batch_size", "num_requests",
-                 "num_iterations_per_kernel"):
+                 "num_iterations_per_kernel", "ray_workers", "ray_batch"):
         value = getattr(args, flag, None)
         if value is not None and value < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if "://" in str(args.out):
+        raise UsageError(f"--out '{args.out}' is a URI: give a folder path (local, or a shared "
+                         "folder mounted at the same path on every node for --ray)")
+    check_ray_flags(args)
+
+
+def check_ray_flags(args: argparse.Namespace) -> None:
+    """Refuse Ray options without ``--ray``, a CPU count that is not positive, and an
+    ``--ray`` ADDRESS that is an existing file or folder (an image taken as the address)."""
+    ray = getattr(args, "ray", None)
+    if ray is None:
+        for flag in ("ray_workers", "ray_batch", "ray_cpus"):
+            if getattr(args, flag, None) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} is for --ray runs; add --ray")
+        return
+    cpus = getattr(args, "ray_cpus", None)
+    if cpus is not None and not cpus >= 0:
+        raise UsageError(f"--ray-cpus must be >= 0, got {cpus}")
+    if ray and os.path.exists(ray):
+        raise UsageError(f"--ray took '{ray}' as the cluster's address, but it is a file or "
+                         "folder: put --ray after the images, or write --ray=ADDRESS")
 
 
 def method_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -280,33 +315,65 @@ def manifest_header(args: argparse.Namespace, setup: ExplainSetup, explainer: sa
     }
 
 
-def run_explain(args: argparse.Namespace) -> int:
+#: Makes the run of :func:`prepare_run`: ``(args, explainer, setup, out, call_kwargs)`` →
+#: :class:`ExplainRun` (the class itself, a subclass, or a function making one).
+RunFactory = Callable[[argparse.Namespace, "salvo.Explainer", ExplainSetup, Path, dict[str, Any]],
+                      "ExplainRun"]
+
+
+def run_explain(args: argparse.Namespace, run_class: RunFactory | None = None) -> int:
     """``salvo explain``: see ``salvo explain --help``. Returns the exit status (0: every image
-    done or skipped, 1: at least one failed)."""
+    done or skipped, 1: at least one failed).
+
+    ``run_class`` explains the images that are to be done (default :class:`ExplainRun`: in
+    this process; :mod:`salvo.distributed` passes its Ray runner).
+    """
+    prepared = prepare_run(args, run_class or ExplainRun)
+    return explain_into(*prepared)
+
+
+def prepare_run(args: argparse.Namespace, run_class: RunFactory, *,
+                expand: bool = True) -> tuple[Path, bool, dict[str, Any], argparse.Namespace,
+                                              ExplainRun, list[ImageTask] | None]:
+    """Everything :func:`explain_into` takes, checked before anything is written: the output
+    folder, whether it existed, the manifest header, the command line, the run (a
+    ``run_class``) and the images (``expand=False``: ``None``, the run knows its images).
+
+    Raises
+    ------
+    UsageError
+        A bad command line, model, input or output folder.
+    """
     check_explain_flags(args)
     out = Path(args.out)
-    inputs = expand_inputs(args.images, args.recursive, out)
+    inputs = expand_inputs(args.images, args.recursive, out) if expand else Inputs([])
     report_ignored(inputs.ignored)
     setup = resolve_setup(args)
     existed = check_writable_folder(out)
     explainer, call_kwargs = build_explainer(args, setup)
+    note_default_preprocess(setup)
+    header = manifest_header(args, setup, explainer, inputs)
+    run = run_class(args, explainer, setup, out, call_kwargs)
+    return out, existed, header, args, run, (inputs.tasks if expand else None)
+
+
+def note_default_preprocess(setup: ExplainSetup) -> None:
+    """Say how images become the model input when no ``--preprocess`` was given for a model
+    that is not a zoo model."""
     if setup.default_pre:
         say(f"salvo: note: no --preprocess given: images are "
             f"{describe_preprocess(setup.pre, setup.info)} (right for models that normalise "
             "inside the graph; see --help for presets)")
-    header = manifest_header(args, setup, explainer, inputs)
-    run = ExplainRun(args, explainer, setup, out, call_kwargs)
-    return explain_into(out, existed, header, args, run, inputs.tasks)
 
 
 # ================================================================================ the run
 
 
 def explain_into(out: Path, existed: bool, header: dict[str, Any], args: argparse.Namespace,
-                 run: ExplainRun, tasks: list[ImageTask]) -> int:
-    """Lock ``out``, bring its manifest up to date (an interrupted run's journal and
-    temporaries), then explain ``tasks`` with ``run``. A folder this call created and left
-    empty is removed."""
+                 run: ExplainRun, tasks: list[ImageTask] | None) -> int:
+    """Lock ``out``, bring its manifest up to date (an interrupted run's journal, temporaries
+    and table parts), then explain ``tasks`` with ``run`` (``None``: the run knows its images
+    itself). A folder this call created and left empty is removed."""
     out.mkdir(parents=True, exist_ok=True)
     lock = FolderLock(out, LOCK, description="salvo " + " ".join(args.argv)[:300])
     try:
@@ -321,6 +388,7 @@ def explain_into(out: Path, existed: bool, header: dict[str, Any], args: argpars
         stale = remove_temporaries(out)
         if stale:
             say(f"salvo: note: removed {len(stale)} partial file(s) of an interrupted run")
+        remove_parts(out)  # the table is rebuilt from the manifest's records at the end
         recovered = manifest.recover()
         if recovered:
             say(f"salvo: note: {recovered} image(s) of an interrupted run were recovered "
@@ -347,13 +415,166 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
+def local_worker() -> dict[str, Any]:
+    """Where an image is explained, as records and the table give it: host name, Ray node id
+    (``None`` here) and process id."""
+    return {"host": socket.gethostname(), "node": None, "pid": os.getpid()}
+
+
+class ImageWorker:
+    """Explains images and writes their files into the output folder: the part of a run that
+    can happen anywhere (in the ``salvo explain`` process, or in a Ray actor of
+    :mod:`salvo.distributed`). It touches neither the manifest nor the table.
+
+    Parameters
+    ----------
+    args
+        The command line (``--save-raw``, ``--max-size``, visualisation flags, …).
+    setup, explainer, call_kwargs
+        What :func:`resolve_setup` and :func:`build_explainer` made of it.
+    out
+        The output folder (an absolute path when the worker runs in another process).
+    where
+        ``{"host", "node", "pid"}`` recorded with each image (default :func:`local_worker`).
+    """
+
+    def __init__(self, args: argparse.Namespace, setup: ExplainSetup,
+                 explainer: salvo.Explainer, out: Path, call_kwargs: dict[str, Any],
+                 where: dict[str, Any] | None = None) -> None:
+        self.args = args
+        self.setup = setup
+        self.explainer = explainer
+        self.out = out
+        self.call_kwargs = call_kwargs
+        self.where = where or local_worker()
+
+    def loader(self, task: ImageTask, image: np.ndarray | None = None
+               ) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        """A function reading ``task``'s image (or taking ``image``, an ``(H, W, 3)`` uint8
+        RGB array): returns the model input and the picture to draw the maps on (the part the
+        model saw, at most ``--max-size``); sets ``task.info``'s ``image_size`` and
+        ``region``."""
+        pre, info, args = self.setup.pre, self.setup.info, self.args
+
+        def load() -> tuple[np.ndarray, np.ndarray]:
+            rgb = read_image(task.path, args.max_pixels) if image is None else \
+                check_rgb(image, task.name)
+            x, (y0, y1, x0, x1) = apply_preprocess(rgb, pre, info)
+            task.info["image_size"] = [int(rgb.shape[0]), int(rgb.shape[1])]
+            task.info["region"] = [y0, y1, x0, x1]
+            picture = shrink_to(rgb[y0:y1, x0:x1], args.max_size)
+            del rgb
+            return x, picture
+        return load
+
+    def records(self, tasks: Iterable[ImageTask], *,
+                images: Mapping[str, np.ndarray] | None = None,
+                progress: Callable[[float], None] | None = None,
+                num_jobs: int | None = None) -> Iterator[dict[str, Any]]:
+        """Explain ``tasks`` (packed as :func:`salvo.bulk.explain_stream` packs them), write
+        each image's files and yield its manifest record, in task order.
+
+        ``images`` gives the pixels of tasks that are no files (``{task.key: (H, W, 3) uint8
+        RGB}``); ``progress`` is called with fractions of an image.
+        """
+        args, labels = self.args, self.setup.labels
+        # label names in file names: whitespace and dots become "_" (the manifest keeps names)
+        file_labels = None if labels is None else [target_file_label(n) for n in labels]
+        vis = {"resize": not args.no_resize, "colormap": not args.no_colormap,
+               "overlay": args.overlay, "overlay_weight": args.overlay_weight}
+        jobs = (BulkJob(self.loader(t, None if images is None else images.get(t.key)), t)
+                for t in tasks)
+        stream = explain_stream(
+            self.explainer, jobs, self.setup.targets, label_names=file_labels, vis=vis,
+            method_kwargs=self.call_kwargs, keep_raw=args.save_raw, progress=progress,
+            num_jobs=num_jobs, pack=not args.no_pack,
+        )
+        for result in stream:
+            yield self.record(result)
+
+    def record(self, result: BulkResult) -> dict[str, Any]:
+        """Write one image's files (a failed write fails this image only) and return its
+        manifest record (``status`` ``"done"`` or ``"failed"`` with a ``reason``)."""
+        t: ImageTask = result.tag
+        record: dict[str, Any] = {"input": t.key, "name": t.name, "path": str(t.path), **t.info}
+        e = result.explanation
+        if result.error is None:
+            try:
+                assert e is not None
+                written, raw_files = self._save(result, e, t)
+                if e.shape is not None and len(e.shape) >= 2:
+                    record["output_size"] = [int(e.shape[0]), int(e.shape[1])]
+            except Exception as exc:  # a write failed: this image only
+                result.error = exc
+        if result.error is not None:
+            reason = f"{type(result.error).__name__}: {result.error}" if not isinstance(
+                result.error, (ValueError, OSError)) else str(result.error)
+            record.update(status="failed", reason=reason, worker=self.where)
+            logger.debug("failure of %s", t.path, exc_info=result.error)
+            return record
+        assert e is not None
+        labels, task = self.setup.labels, self.setup.task
+        record.update(
+            status="done", outputs=[p.relative_to(self.out).as_posix() for p in written],
+            raw=raw_files,
+            targets=[target_record(k, e.predictions.get(k), labels, task) for k in e.targets],
+            inferences=int(result.num_inferences), seconds=round(result.seconds, 4),
+            packed=result.packed, worker=self.where,
+        )
+        scores = result.scores
+        if scores is not None and scores.size > 1:
+            best = np.argsort(-scores, kind="stable")[:5]
+            record["top5"] = [{"index": int(i), "label": label_of(labels, int(i)),
+                               "score": float(scores[i])} for i in best]
+        return record
+
+    def _save(self, result: BulkResult, e: Explanation, t: ImageTask
+              ) -> tuple[list[Path], list[str]]:
+        """Write the maps (and with ``--save-raw`` the raw ``.npy`` maps) of one image; return
+        the map files and the raw files (relative to ``--out``)."""
+        if self.setup.task is not Task.CLASSIFICATION:
+            e = with_boxes(e, self.setup.labels, self.setup.info.size)
+        folder = self.out / t.folder if t.folder else self.out
+        written = e.save(folder, prefix=t.prefix)
+        raw_files: list[str] = []
+        if self.args.save_raw and result.raw:
+            for path, key in zip(written, e.targets):
+                npy = path.with_suffix(".npy")
+                atomic_write(npy, _npy_bytes(result.raw[key]))
+                raw_files.append(npy.relative_to(self.out).as_posix())
+        return written, raw_files
+
+
+def check_rgb(image: Any, name: str) -> np.ndarray:
+    """``image`` as an ``(H, W, 3)`` uint8 RGB array (a grey ``(H, W)`` or ``(H, W, 1)`` one
+    is repeated on three channels; RGBA drops alpha).
+
+    Raises
+    ------
+    ValueError
+        Another shape or element type (the message names the image ``name``).
+    """
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise ValueError(f"image {name!r}: expected uint8 pixels, got {a.dtype}")
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"image {name!r}: expected an (H, W, 3) RGB array, got shape "
+                         f"{a.shape}")
+    return np.ascontiguousarray(a[:, :, :3])
+
+
 class ExplainRun:
     """The images of one ``salvo explain`` run, explained into a locked output folder.
 
     :meth:`run` sorts the images (:meth:`plan`: skipped, in conflict with another input's
-    outputs, to do), records the conflicts, streams the rest through
-    :func:`salvo.bulk.explain_stream` and writes each image's files and manifest record as it
-    comes (:meth:`record`), then the final manifest and the summary line.
+    outputs, to do), records the conflicts, has the rest explained (:meth:`explain`: here by
+    an :class:`ImageWorker` in this process; :mod:`salvo.distributed` overrides it) and takes
+    each image's record as it comes (:meth:`accept`: into the manifest's journal and the
+    table's next part), then writes the final manifest, the table and the summary line.
 
     Attributes
     ----------
@@ -361,6 +582,8 @@ class ExplainRun:
         Images explained, skipped (their outputs exist), failed.
     wrote
         Whether anything was written into the folder.
+    table
+        The :class:`~salvo.cli.table.ResultsTable` (``None`` without pyarrow).
     """
 
     def __init__(self, args: argparse.Namespace, explainer: salvo.Explainer,
@@ -376,12 +599,16 @@ class ExplainRun:
         self.wrote = False
         self.error: BaseException | None = None
         self.t_start = time.perf_counter()
+        self.seen: set[str] = set()
+        method = explainer.explain_method.value if explainer.explain_method else None
+        self.table: ResultsTable | None = ResultsTable(out, method) if have_pyarrow() else None
 
     # ------------------------------------------------------------------ planning
-    def plan(self, tasks: list[ImageTask], manifest: Manifest) -> None:
+    def plan(self, tasks: list[ImageTask] | None, manifest: Manifest) -> None:
         """Sort ``tasks``: skipped (done before with the same settings, outputs present;
         recorded at once), in conflict (another input's outputs have their names; not
         ``--force``), or to do. Earlier records of images not in ``tasks`` are kept."""
+        assert tasks is not None, "a run of files is given its images"
         dropped: set[str] = set()
         for t in tasks:
             previous = None if self.args.force else manifest.done_before(t.key, self.out)
@@ -412,140 +639,112 @@ class ExplainRun:
     def record_conflicts(self, manifest: Manifest) -> None:
         """Record every image in conflict as failed, with the input that owns the names."""
         for t, owner in self.conflicts:
-            self.failed += 1
             reason = (f"its outputs ({t.folder + '/' if t.folder else ''}{t.prefix}*) belong to "
                       f"'{owner['input']}', explained into this folder before; --force replaces "
                       "them, or use another --out")
-            manifest.add({"input": t.key, "name": t.name, "path": str(t.path),
-                          "status": "failed", "reason": reason})
-            self.wrote = True
-            say(f"salvo: failed: {t.path}: {reason}")
+            self.accept({"input": t.key, "name": t.name, "path": str(t.path),
+                         "status": "failed", "reason": reason}, manifest)
 
     # ------------------------------------------------------------------ explaining
-    def loader(self, task: ImageTask) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-        """A function reading ``task``'s image: returns the model input and the picture to
-        draw the maps on (the part the model saw, at most ``--max-size``); sets
-        ``task.info``'s ``image_size`` and ``region``."""
-        pre, info, args = self.setup.pre, self.setup.info, self.args
+    def explain(self, tasks: list[ImageTask], progress: Callable[[float], None] | None
+                ) -> Iterator[dict[str, Any]]:
+        """Explain ``tasks``, writing their files; yield one manifest record per image (in any
+        order). ``progress`` takes fractions of an image."""
+        worker = ImageWorker(self.args, self.setup, self.explainer, self.out, self.call_kwargs)
+        yield from worker.records(tasks, progress=progress, num_jobs=len(tasks))
 
-        def load() -> tuple[np.ndarray, np.ndarray]:
-            rgb = read_image(task.path, args.max_pixels)
-            x, (y0, y1, x0, x1) = apply_preprocess(rgb, pre, info)
-            task.info["image_size"] = [int(rgb.shape[0]), int(rgb.shape[1])]
-            task.info["region"] = [y0, y1, x0, x1]
-            picture = shrink_to(rgb[y0:y1, x0:x1], args.max_size)
-            del rgb
-            return x, picture
-        return load
+    def accept(self, record: dict[str, Any], manifest: Manifest) -> None:
+        """Take one image's record (its files are written): count it, add it to the manifest
+        (its journal at once) and to the table's next part; rewrite both every few seconds.
+        A second record of an image already taken in this run is dropped."""
+        key = record["input"]
+        if key in self.seen:
+            logger.debug("a second record of %s was dropped", key)
+            return
+        self.seen.add(key)
+        if record.get("status") == "failed":
+            self.failed += 1
+            say(f"salvo: failed: {record.get('path')}: {record.get('reason')}")
+        else:
+            self.done += 1
+        manifest.add(record)
+        self.wrote = True
+        if self.table is not None:
+            self.table.add(record)
+        if manifest.write(self.summary(), force=False) and self.table is not None:
+            self._table_step(self.table.write_part)
 
-    def _progress_bar(self) -> Any:
-        if not self.todo or self.args.no_progress:
+    def _table_step(self, step: Callable[[], Any]) -> bool:
+        """Run a table write; a failure is said and leaves the manifest the record of the run
+        (the table is only a view of it). Returns whether it worked."""
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - OSError, or any of pyarrow's errors
+            say(f"salvo: error: could not write the results table: {exc}")
+            return False
+        return True
+
+    def finish(self, manifest: Manifest) -> None:
+        """Write the final manifest and rebuild the table from its records (also after an
+        error or an interrupt: what was done is recorded)."""
+        if not (self.wrote or self.skipped or manifest.previous):
+            return
+        try:
+            manifest.write(self.summary(), final=True)
+            self.wrote = True
+        except OSError as exc:
+            say(f"salvo: error: could not write {manifest.path}: {exc}")
+            return
+        if self.table is not None:
+            table = self.table
+            if not self._table_step(lambda: table.merge(manifest.images.values())):
+                drop_stale_table(self.out)
+        else:
+            drop_stale_table(self.out)
+            say(NO_PYARROW_NOTE)
+
+    def _progress_bar(self, total: int | None) -> Any:
+        if (total is not None and not total) or self.args.no_progress:
             return None
         # disable=None: no bar when stderr is not a terminal (logs get the summary only)
-        return tqdm(total=len(self.todo), desc="explain", unit="img", file=sys.stderr,
+        return tqdm(total=total, desc="explain", unit="img", file=sys.stderr,
                     dynamic_ncols=True, mininterval=0.5, disable=None,
                     bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} "
                                "[{elapsed}<{remaining}, {rate_fmt}]")
 
-    def run(self, tasks: list[ImageTask], manifest: Manifest) -> int:
+    def expected(self) -> int | None:
+        """How many images :meth:`explain` will explain (``None``: not known beforehand)."""
+        return len(self.todo)
+
+    def run(self, tasks: list[ImageTask] | None, manifest: Manifest) -> int:
         """Explain ``tasks`` (see the class); return the exit status."""
-        args, labels = self.args, self.setup.labels
         self.plan(tasks, manifest)
-        # label names in file names: whitespace and dots become "_" (the manifest keeps names)
-        file_labels = None if labels is None else [target_file_label(n) for n in labels]
-        vis = {"resize": not args.no_resize, "colormap": not args.no_colormap,
-               "overlay": args.overlay, "overlay_weight": args.overlay_weight}
         self.t_start = time.perf_counter()
         self.record_conflicts(manifest)
-        bar = self._progress_bar()
+        total = self.expected()
+        bar = self._progress_bar(total)
         try:
-            stream = explain_stream(
-                self.explainer, (BulkJob(self.loader(t), t) for t in self.todo),
-                self.setup.targets, label_names=file_labels, vis=vis,
-                method_kwargs=self.call_kwargs, keep_raw=args.save_raw,
-                progress=None if bar is None else bar.update, num_jobs=len(self.todo),
-                pack=not args.no_pack,
-            )
-            for result in stream:
-                manifest.add(self.record(result))
-                self.wrote = True
-                manifest.write(self.summary(), force=False)
+            if total is None or total:
+                for record in self.explain(self.todo, None if bar is None else bar.update):
+                    self.accept(record, manifest)
         except BaseException as exc:
             self.error = exc
             raise
         finally:
             if bar is not None:
                 bar.close()
-            if self.wrote or self.skipped or manifest.previous:
-                try:
-                    manifest.write(self.summary(), final=True)
-                    self.wrote = True
-                except OSError as exc:
-                    say(f"salvo: error: could not write {manifest.path}: {exc}")
-        s = self.summary()
-        rate = f", {s['images_per_second']:.2f} images/s" if s["images_per_second"] else ""
-        print(f"salvo explain: {self.done} done, {self.skipped} skipped, {self.failed} failed "
-              f"in {s['seconds']:.1f} s{rate}; outputs in {self.out}/ (manifest "
-              f"{self.out / MANIFEST})")
+            self.finish(manifest)
+        self.print_summary()
         return 1 if self.failed else 0
 
-    def record(self, result: BulkResult) -> dict[str, Any]:
-        """Write one image's files (a failed write fails this image only) and return its
-        manifest record."""
-        t: ImageTask = result.tag
-        record: dict[str, Any] = {"input": t.key, "name": t.name, "path": str(t.path), **t.info}
-        written: list[Path] = []
-        raw_files: list[str] = []
-        e = result.explanation
-        if result.error is None:
-            try:
-                assert e is not None
-                written, raw_files = self._save(result, e, t)
-                if e.shape is not None and len(e.shape) >= 2:
-                    record["output_size"] = [int(e.shape[0]), int(e.shape[1])]
-            except Exception as exc:  # a write failed: this image only
-                result.error = exc
-        if result.error is not None:
-            self.failed += 1
-            reason = f"{type(result.error).__name__}: {result.error}" if not isinstance(
-                result.error, (ValueError, OSError)) else str(result.error)
-            record.update(status="failed", reason=reason)
-            say(f"salvo: failed: {t.path}: {reason}")
-            logger.debug("failure of %s", t.path, exc_info=result.error)
-            return record
-        assert e is not None
-        self.done += 1
-        labels, task = self.setup.labels, self.setup.task
-        record.update(
-            status="done", outputs=[p.relative_to(self.out).as_posix() for p in written],
-            raw=raw_files,
-            targets=[target_record(k, e.predictions.get(k), labels, task) for k in e.targets],
-            inferences=int(result.num_inferences), seconds=round(result.seconds, 4),
-            packed=result.packed,
-        )
-        scores = result.scores
-        if scores is not None and scores.size > 1:
-            best = np.argsort(-scores, kind="stable")[:5]
-            record["top5"] = [{"index": int(i), "label": label_of(labels, int(i)),
-                               "score": float(scores[i])} for i in best]
-        return record
-
-    def _save(self, result: BulkResult, e: Explanation, t: ImageTask
-              ) -> tuple[list[Path], list[str]]:
-        """Write the maps (and with ``--save-raw`` the raw ``.npy`` maps) of one image; return
-        the map files and the raw files (relative to ``--out``)."""
-        if self.setup.task is not Task.CLASSIFICATION:
-            e = with_boxes(e, self.setup.labels, self.setup.info.size)
-        folder = self.out / t.folder if t.folder else self.out
-        written = e.save(folder, prefix=t.prefix)
-        self.wrote = True
-        raw_files: list[str] = []
-        if self.args.save_raw and result.raw:
-            for path, key in zip(written, e.targets):
-                npy = path.with_suffix(".npy")
-                atomic_write(npy, _npy_bytes(result.raw[key]))
-                raw_files.append(npy.relative_to(self.out).as_posix())
-        return written, raw_files
+    def print_summary(self) -> None:
+        """The last line of the run on stdout."""
+        s = self.summary()
+        rate = f", {s['images_per_second']:.2f} images/s" if s["images_per_second"] else ""
+        table = f", table {self.out / TABLE}" if self.table is not None else ""
+        print(f"salvo explain: {self.done} done, {self.skipped} skipped, {self.failed} failed "
+              f"in {s['seconds']:.1f} s{rate}; outputs in {self.out}/ (manifest "
+              f"{self.out / MANIFEST}{table})")
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

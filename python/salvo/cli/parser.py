@@ -14,7 +14,7 @@ from salvo.cli.models import ZOO_MODELS, DetectionOutputs
 from salvo.common import ExplainMode, Method, Preset, Task
 from salvo.preprocess import DEFAULT_MAX_PIXELS, PREPROCESS_PRESETS
 
-__all__ = ["BENCH_EPILOG", "DEFAULT_MAX_SIZE", "EXPLAIN_EPILOG", "build_parser"]
+__all__ = ["BENCH_EPILOG", "DEFAULT_MAX_SIZE", "EXPLAIN_EPILOG", "build_parser", "explain_options"]
 
 #: Default of ``--max-size``: the long side of the written maps (the image is shrunk for them).
 DEFAULT_MAX_SIZE = 2048
@@ -47,6 +47,9 @@ outputs (in --out):
   {{image}}.{{target}}.npy  with --save-raw: the method's raw float32 map (model resolution).
   manifest.json         the command, versions, device, parameters, and per image: status,
                         targets with their scores, top-5 classes, outputs, inferences, seconds.
+  results.parquet       with pyarrow (the table or ray extra): one row per image and target:
+                        input, image size, target, label, score, method, inferences, seconds,
+                        output files, host/node/pid; rewritten from the manifest at the end.
   Two inputs never share an output; names longer than 255 bytes are shortened to a head and a
   hash. Files are written atomically; the manifest records each image as soon as its files are
   written, so a run that is killed loses nothing: running the same command again skips the
@@ -82,6 +85,12 @@ models:
   A file OpenVINO reads (.xml, .onnx, .tflite, .pb, .pdmodel), or a zoo model:
   {', '.join('zoo:' + n for n in ZOO_MODELS)}.
 
+--ray:
+  The images are explained by Ray actors (one compiled model each), which write the maps into
+  --out themselves: --out and the images must be at the same path on every node (a shared
+  folder); salvo-xai[ray] must be installed on every node. Output names, the manifest, the
+  table, re-runs and the maps are those of a local run.
+
 exit status: 0 all images done or skipped; 1 an error (a model that does not load, a device,
   --out in use by another run) or at least one failed image; 2 a bad command line (an unknown
   or contradictory option, a file, folder or glob that does not exist).
@@ -90,6 +99,7 @@ examples:
   salvo explain zoo:efficientnet_lite0 photos/ --out maps --labels zoo:imagenet --overlay
   salvo explain model.xml 'shots/*.png' --out maps --method rise --num-masks 2000 \\
       --preprocess imagenet --targets top3 --device GPU
+  salvo explain zoo:efficientnet_lite0 /shared/photos --out /shared/maps --ray head:6379
 """
 
 BENCH_EPILOG = """\
@@ -231,6 +241,21 @@ def _add_explain(sub: Any) -> None:
     g.add_argument("--force", action="store_true",
                    help="redo images whose outputs exist")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = ex.add_argument_group("distributed (Ray; needs the ray extra: pip install "
+                              "'salvo-xai[ray]')")
+    g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="explain on a Ray cluster: ADDRESS as ray.init takes it (host:6379, "
+                        "ray://host:10001, auto: the running cluster or RAY_ADDRESS); without "
+                        "ADDRESS a new local Ray is started. Put it after the images or write "
+                        "--ray=ADDRESS")
+    g.add_argument("--ray-workers", type=int, metavar="N",
+                   help="actors, each with its own compiled model (default: one per node)")
+    g.add_argument("--ray-cpus", type=float, metavar="C",
+                   help="CPUs each actor reserves in Ray's bookkeeping (default 1; the model "
+                        "uses the node's cores whatever this says)")
+    g.add_argument("--ray-batch", type=int, metavar="N",
+                   help="images per batch handed to an actor (default: up to 16, so that "
+                        "every actor gets several batches)")
 
 
 def _add_bench(sub: Any) -> None:
@@ -291,3 +316,12 @@ def _add_info(sub: Any) -> None:
                           description="Print salvo's build information: versions, native "
                                       "kernels, SIMD level and OpenVINO devices.")
     info.add_argument("--json", action="store_true", help="print JSON")
+
+
+def explain_options() -> dict[str, argparse.Action]:
+    """The options of ``salvo explain`` by destination name (``num_masks``, ``save_raw``, …),
+    for callers that build its command line from keywords (:mod:`salvo.distributed`)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    explain = sub.choices["explain"]
+    return {a.dest: a for a in explain._actions if a.dest not in ("help",)}
