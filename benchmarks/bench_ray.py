@@ -1,5 +1,5 @@
 """The Ray path's overhead: ``salvo explain`` locally vs ``--ray`` on a one-node and a two-node
-Ray cluster on this machine (issue: explaining datasets on a Ray cluster).
+Ray cluster on this machine.
 
 About 60 images (the zoo's photos whose packages are installed, 6 to 8, each in up to 10
 variants: flips, crops, rotations, scale, brightness), EfficientNet-Lite0, RISE SPEED (1000
@@ -23,7 +23,7 @@ with ``--ray`` the cluster's work is elsewhere) and the bytes of rows sent and r
 (manifest ``runner``); and, apart, the cost of the driver's bookkeeping per record (journal,
 table part, manifest rewrite) at 1 000 to 100 000 records, for the projection to many nodes.
 
-    sudo python benchmarks/bench_ray.py [--images 60] [--rounds 1] [--order 0]
+    sudo python benchmarks/bench_ray.py [--quick] [--images 60] [--rounds 1] [--order 0]
         [--methods rise,reciprocam] [--configs local,ray1,ray2] [--out benchmarks/results/ray.json]
 
 Writes JSON and a Markdown table beside it. Speed is never asserted here.
@@ -252,8 +252,20 @@ def write_markdown(path: Path, result: dict) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def main() -> None:
+def finish_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Apply ``--quick`` (a small run whose results go to ``benchmarks/results/quick/``)."""
+    if args.quick:
+        args.images, args.configs, args.bookkeeping = 8, "local,ray1", "1000"
+        if args.out == str(REPO / "benchmarks/results/ray.json"):
+            args.out = str(REPO / "benchmarks/results/quick/ray.json")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="8 images, local and one-node Ray, bookkeeping at 1000 records, "
+                             "results in benchmarks/results/quick/")
     parser.add_argument("--images", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--order", type=int, default=0, help="rotation of the first round")
@@ -263,7 +275,7 @@ def main() -> None:
     parser.add_argument("--bookkeeping", default="1000,10000,100000",
                         help="record counts for the driver's bookkeeping cost ('' to skip)")
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/ray.json"))
-    args = parser.parse_args()
+    args = finish_args(parser.parse_args(argv))
     methods = [m for m in args.methods.split(",") if m]
     work = Path(tempfile.mkdtemp(prefix="salvo-bench-ray-"))
     clusters: dict[str, TestCluster] = {}
