@@ -77,6 +77,7 @@ void vertical_clip(const float* rows, const int* idx, const float* wt, float* ou
 // chose the design, so that its measurements apply to these masks bit for bit.
 constexpr uint64_t kBalancedTag = 9;
 constexpr uint64_t kShiftSalt = 0x5A5A;
+constexpr uint64_t kPairSalt = 0xA5A5;
 constexpr uint64_t kCompDraw = 1000;
 constexpr uint64_t kPermDraw = 2000;
 // R2 sequence steps 1 / rho and 1 / rho^2 (rho = 1.32471795724474602596, the plastic number),
@@ -145,10 +146,21 @@ void balanced_grid(uint64_t seed, int64_t mask_index, int num_cells, int64_t cel
     const int64_t block = mask_index / len, row = mask_index % len;
     int log_len = 0;
     while ((int64_t{1} << log_len) < len) ++log_len;
-    // complementary rows adjacent: rows 2k and 2k + 1 are design rows k and k + L/2
-    const uint64_t r = static_cast<uint64_t>((row >> 1) | ((row & 1) << (log_len - 1)));
     const uint64_t t = balanced_seed(seed);
     const uint64_t b = static_cast<uint64_t>(block);
+    // Complementary rows adjacent: rows 2k and 2k + 1 are design rows q and q + L/2, with
+    // q = pairs_b(k), a random permutation of the block's L/2 pairs, so that a run ending inside
+    // a block holds complementary pairs drawn without replacement (no two cells aliased).
+    const int64_t half = len / 2;
+    std::vector<int64_t> pairs(static_cast<size_t>(half));
+    std::iota(pairs.begin(), pairs.end(), int64_t{0});
+    for (int64_t k = half - 1; k > 0; --k) {
+        const uint64_t j = rise_hash(t ^ kPairSalt, b, static_cast<uint64_t>(k)) %
+                           static_cast<uint64_t>(k + 1);
+        std::swap(pairs[static_cast<size_t>(k)], pairs[static_cast<size_t>(j)]);
+    }
+    const uint64_t r = static_cast<uint64_t>(pairs[static_cast<size_t>(row >> 1)] |
+                                             ((row & 1) << (log_len - 1)));
     std::vector<int64_t> perm(static_cast<size_t>(nn));
     std::iota(perm.begin(), perm.end(), int64_t{0});
     for (int64_t k = nn - 1; k > 0; --k) {

@@ -17,9 +17,12 @@
 //             resolution-IV foldover of the Sylvester-Hadamard design of order L. Mask i is row
 //             r = i % L of block b = i / L. Per block: cell j gets the column
 //             col_j = L/2 | perm_b(j) (perm_b a random permutation of 0 .. n*n-1) and a random
-//             complement bit comp_bj; rows are reordered so that rows 2k and 2k+1 are
-//             complements, r' = (r >> 1) | ((r & 1) << (log2(L) - 1)); cell j of row r is
-//             parity(r' & col_j) ^ comp_bj. Every cell is on in exactly half the masks of a
+//             complement bit comp_bj; rows 2k and 2k+1 of a block are the complementary design
+//             rows q and q + L/2 with q = pairs_b(k) (pairs_b a random permutation of
+//             0 .. L/2-1): r' = pairs_b(r >> 1) | ((r & 1) << (log2(L) - 1)); cell j of row r
+//             is parity(r' & col_j) ^ comp_bj. (The pair permutation makes a run that ends
+//             inside a block a sample of complementary pairs without replacement; in design
+//             order, a prefix of 2^k rows would alias cells whose columns agree in k bits.) Every cell is on in exactly half the masks of a
 //             full block and every pair of cells in exactly a quarter. All masks of a block
 //             share one shift, block b's from a randomly rotated R2 low-discrepancy sequence
 //             over blocks. Each mask on its own is distributed exactly as an IID mask (the
@@ -29,6 +32,8 @@
 //               comp_bj       top bit of rise_hash(t, b, 1000 + j)
 //               perm_b        Fisher-Yates over 0 .. n*n-1: for k = n*n-1 .. 1, swap k with
 //                             rise_hash(t, b, 2000 + k) % (k + 1)
+//               pairs_b       Fisher-Yates over 0 .. L/2-1: for k = L/2-1 .. 1, swap k with
+//                             rise_hash(t ^ 0xA5A5, b, k) % (k + 1)
 //               rotation      u_d = (rise_hash(t ^ 0x5A5A, 0, d) >> 11) * 2^-53, d = 0, 1
 //               shift of b    dy = floor(fmod(u_0 + b * a_1, 1) * cell_h),
 //                             dx = floor(fmod(u_1 + b * a_2, 1) * cell_w),

@@ -4,8 +4,9 @@ from the design's definition, and the design's properties (balance, pairs, foldo
 The definition (``cpp/include/salvo/rise.hpp``): blocks of ``L = 2 * (least power of two >=
 n * n)`` masks; mask ``i`` is row ``r = i % L`` of block ``b = i // L``. Per block, cell ``j``
 gets column ``L/2 | perm_b(j)`` and complement bit ``comp_bj``; row ``r`` reads design row
-``r' = (r >> 1) | ((r & 1) << (log2(L) - 1))``; the cell is ``parity(r' & col_j) ^ comp_bj``.
-One shift per block from a randomly rotated R2 sequence.
+``r' = pairs_b(r >> 1) | ((r & 1) << (log2(L) - 1))`` (``pairs_b`` a random permutation of the
+block's ``L/2`` complementary pairs); the cell is ``parity(r' & col_j) ^ comp_bj``. One shift
+per block from a randomly rotated R2 sequence.
 """
 
 from __future__ import annotations
@@ -46,16 +47,22 @@ def design_seed(seed: int) -> int:
     return fmix(seed ^ ((9 * GOLDEN) & M64))
 
 
-def block(seed: int, b: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Block ``b``'s columns ``(n*n,)`` and complement bits ``(n*n,)``."""
-    t, nn, half = design_seed(seed), n * n, block_length(n) // 2
-    perm = list(range(nn))
-    for k in range(nn - 1, 0, -1):
-        j = draw(t, b, 2000 + k) % (k + 1)
+def fisher_yates(size: int, stream: int, b: int, offset: int) -> list[int]:
+    """A permutation of ``range(size)``: for k = size-1 .. 1, swap k with draw(offset + k) %
+    (k + 1)."""
+    perm = list(range(size))
+    for k in range(size - 1, 0, -1):
+        j = draw(stream, b, offset + k) % (k + 1)
         perm[k], perm[j] = perm[j], perm[k]
-    cols = np.array([half | p for p in perm], np.int64)
+    return perm
+
+
+def block(seed: int, b: int, n: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Block ``b``'s columns ``(n*n,)``, complement bits ``(n*n,)`` and pair order."""
+    t, nn, half = design_seed(seed), n * n, block_length(n) // 2
+    cols = np.array([half | p for p in fisher_yates(nn, t, b, 2000)], np.int64)
     comp = np.array([draw(t, b, 1000 + j) >> 63 for j in range(nn)], np.uint8)
-    return cols, comp
+    return cols, comp, fisher_yates(half, t ^ 0xA5A5, b, 0)
 
 
 def block_shift(seed: int, b: int, cell_h: int, cell_w: int) -> tuple[int, int]:
@@ -71,8 +78,8 @@ def numpy_grid(seed: int, i: int, n: int, h: int, w: int) -> tuple[np.ndarray, i
     """Mask ``i``'s grid ``(n, n)`` uint8 and shift, from the definition."""
     big = block_length(n)
     b, r = divmod(i, big)
-    rr = (r >> 1) | ((r & 1) << (big.bit_length() - 2))
-    cols, comp = block(seed, b, n)
+    cols, comp, pairs = block(seed, b, n)
+    rr = pairs[r >> 1] | ((r & 1) << (big.bit_length() - 2))
     bits = np.array([bin(rr & int(c)).count("1") & 1 for c in cols], np.uint8) ^ comp
     return bits.reshape(n, n), *block_shift(seed, b, -(-h // n), -(-w // n))
 
@@ -137,6 +144,30 @@ def test_every_block_is_balanced_in_cells_and_pairs(n):
         shifts = {rise_grid(seed, b * big + r, n, 0.5, 64, 64, "balanced")[1:]
                   for r in range(0, big, max(1, big // 16))}
         assert len(shifts) == 1, f"one shift per block, got {shifts}"
+
+
+@pytest.mark.parametrize("n", [5, 8])
+def test_a_partial_block_aliases_no_two_cells(n):
+    """The masks of a run that ends inside a block are complementary pairs drawn without
+    replacement: every cell is on in exactly half of any even prefix, and over half a block or
+    more no two cells are identical or complementary (for two given cells, a random half of the
+    pairs agreeing everywhere has probability below 1e-8). Negative control: in design order
+    (no pair permutation) the first half block aliases every cell with another one."""
+    big = balanced_block_length(n)
+    off = ~np.eye(n * n, dtype=bool)
+    for seed in range(3):
+        g = block_grids(seed, 0, n)
+        for count in (big // 4, big // 2, 3 * big // 4):
+            assert (g[:count].sum(axis=0) == 0).all()
+        for count in (big // 2, 3 * big // 4):
+            c = g[:count].T @ g[:count]
+            assert np.abs(c[off]).max() < count, f"seed {seed}, {count} masks: aliased cells"
+        cols, comp, _ = block(seed, 0, n)
+        rows = [k | (h << (big.bit_length() - 2)) for k in range(big // 4) for h in (0, 1)]
+        ordered = np.array([[bin(r & int(c)).count("1") & 1 for c in cols] for r in rows])
+        ordered = 2 * (ordered ^ comp).astype(np.int64) - 1
+        c = ordered.T @ ordered
+        assert np.abs(c[off]).max() == big // 2, "design order aliases cells in a half block"
 
 
 def test_negative_control_iid_blocks_are_not_balanced():
