@@ -28,6 +28,9 @@ Prints tables and writes JSON + Markdown. Timings are never asserted here.
     python benchmarks/bench_blackbox.py [--quick] [--sizes 224 128] [--refresh-reference]
     python benchmarks/bench_blackbox.py --paired 5   # interleaved A/B rounds (diagnostics)
 
+``--designs ROUNDS`` times RISE with each mask design (``mask_design="balanced"``, the default,
+and ``"iid"``) against the adjacent bound, interleaved in rounds (results/rise_designs_timing.*).
+
 ``--paired ROUNDS`` runs every variant (plain OpenVINO at two configurations, salvo with its
 defaults / another engine configuration / NumPy's BLAS on one thread / f32 / all targets, and
 the reference at both precisions) once per round, back to back, and reports ratios taken within
@@ -360,7 +363,7 @@ def agreement(xai: Any | None, num_masks: int, cache: dict, refresh: bool) -> di
     """Plain mode, f32, 224, num_cells 8: salvo vs reference maps (Pearson)."""
     size, cells = 224, 8
     x = efficientnet_lite0_preprocess(sample_image(PHOTO), size=size)
-    rise = RISE(lite0_at(size), postprocess, "CPU", precision="f32", progress=False)
+    rise = RISE(lite0_at(size), postprocess, device_name="CPU", precision="f32", progress=False)
     salvo_maps = {}
     for seed in (0, 1):
         params = resolve_params(num_masks=num_masks, num_cells=cells, seed=seed,
@@ -500,6 +503,80 @@ def paired(sizes: list[int], rounds: int, xai: Any | None) -> dict:
                                    "loads": loads}
         del variants, salvos
     return out
+
+
+def designs(sizes: list[int], rounds: int, num_masks: int = 1000, cells: int = 8) -> dict:
+    """Seconds per mask of RISE with each mask design against the adjacent bound (plain
+    OpenVINO, batch 1, 4 requests, default precision), one target, interleaved rounds: every
+    round runs bound, balanced, iid, bound, in an order that alternates between rounds."""
+    out: dict[str, Any] = {"rounds": rounds, "num_masks": num_masks, "num_cells": cells,
+                           "sizes": {}}
+    for size in sizes:
+        x = efficientnet_lite0_preprocess(sample_image(PHOTO), size=size)
+        ex, _, facts = build_salvo(size, None)
+        ex(x, targets=TARGET, num_masks=64, num_cells=cells, resize=False, colormap=False)
+        queue = PlainQueue(size, 1, 4, None)
+
+        def with_design(design: str) -> Callable[[], float]:
+            def go() -> float:
+                t0 = time.perf_counter()
+                e = ex(x, targets=TARGET, num_masks=num_masks, num_cells=cells,
+                       mask_design=design, resize=False, colormap=False)
+                assert e.num_inferences == num_masks + 1
+                return (time.perf_counter() - t0) / (num_masks + 1)
+            return go
+
+        variants = {"balanced": with_design("balanced"), "iid": with_design("iid")}
+        times: dict[str, list[float]] = {"bound": [], "balanced": [], "iid": []}
+        loads = []
+        for r in range(rounds):
+            loads.append(loadavg())
+            order = ["balanced", "iid"] if r % 2 == 0 else ["iid", "balanced"]
+            bound = [1.0 / queue.measure_items(num_masks)]
+            for name in order:
+                times[name].append(variants[name]())
+            bound.append(1.0 / queue.measure_items(num_masks))
+            times["bound"].append(statistics.mean(bound))
+            print(f"  [{size}] round {r + 1}/{rounds} (load {loads[-1]}): " + ", ".join(
+                f"{k} {v[-1] * 1e3:.3f} ms/mask" for k, v in times.items()), file=sys.stderr)
+        over = {k: [t / b for t, b in zip(v, times["bound"])] for k, v in times.items()
+                if k != "bound"}
+        ratio = [b / i for b, i in zip(times["balanced"], times["iid"])]
+        out["sizes"][str(size)] = {
+            "seconds_per_mask": times, "over_bound": over, "balanced_over_iid": ratio,
+            "engine": facts, "loads": loads,
+            "median": {k: statistics.median(v) for k, v in times.items()},
+            "median_over_bound": {k: statistics.median(v) for k, v in over.items()},
+            "median_balanced_over_iid": statistics.median(ratio),
+        }
+    return out
+
+
+def designs_markdown(p: dict) -> str:
+    lines = [f"# RISE time per mask: balanced vs iid mask designs ({p['when']})", "",
+             f"EfficientNet-Lite0, coffee, one target ({TARGET}), {p['num_masks']} masks, "
+             f"num_cells {p['num_cells']}, salvo's default engine and precision. Each of "
+             f"{p['rounds']} rounds times the adjacent bound (plain OpenVINO, batch 1, 4 "
+             "requests, default precision; mean of one measurement before and one after), RISE "
+             "with balanced masks and RISE with iid masks (alternating order). `x bound` = "
+             "seconds per inference / the round's bound; spread = min-max over rounds. Load: "
+             f"{p['load_start']} -> {p['load_end']}.", ""]
+    for size, d in p["sizes"].items():
+        lines += [f"## {size}x{size}", "",
+                  "| variant | median ms per inference | x bound: median (min-max) |",
+                  "|---|---:|---:|"]
+        for k in ("bound", "balanced", "iid"):
+            ms = statistics.median(d["seconds_per_mask"][k]) * 1e3
+            if k == "bound":
+                lines.append(f"| plain OpenVINO (bound) | {ms:.3f} | 1 |")
+            else:
+                v = d["over_bound"][k]
+                lines.append(f"| RISE, mask_design={k} | {ms:.3f} | "
+                             f"{statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f}) |")
+        r = d["balanced_over_iid"]
+        lines += ["", f"balanced / iid time per mask, paired within rounds: median "
+                  f"{statistics.median(r):.3f} (min-max {min(r):.3f}-{max(r):.3f}).", ""]
+    return "\n".join(lines)
 
 
 def paired_markdown(p: dict) -> str:
@@ -801,6 +878,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="re-compute the reference's maps for the agreement table")
     parser.add_argument("--paired", type=int, default=0, metavar="ROUNDS",
                         help="instead: interleaved diagnostic rounds (results/blackbox_paired.*)")
+    parser.add_argument("--designs", type=int, default=0, metavar="ROUNDS",
+                        help="instead: RISE balanced vs iid masks against the bound, "
+                             "interleaved rounds (results/rise_designs_timing.*)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON output (default results/blackbox[_quick].json; .md beside it)")
     parser.add_argument("--aise", action="store_true",
@@ -824,6 +904,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("reference toolkit not installed (pip install --no-deps "
                   "openvino-xai==1.1.0): skipping it", file=sys.stderr)
+    if args.designs:
+        p = {"when": _dt.datetime.now().isoformat(timespec="seconds"), "load_start": loadavg()}
+        p.update(designs(args.sizes, args.designs))
+        p["load_end"] = loadavg()
+        p["total_s"] = time.perf_counter() - t_start
+        path = args.out or RESULTS / "rise_designs_timing.json"
+        path.write_text(json.dumps(p, indent=1))
+        md = designs_markdown(p)
+        path.with_suffix(".md").write_text(md)
+        print(md)
+        print(f"total {p['total_s']:.0f} s; wrote {path} and {path.with_suffix('.md')}")
+        return 0
     if args.paired:
         p = {"when": _dt.datetime.now().isoformat(timespec="seconds"), "load_start": loadavg()}
         p.update(paired(args.sizes, args.paired, xai))

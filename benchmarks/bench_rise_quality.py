@@ -26,11 +26,20 @@ For each photo (EfficientNet-Lite0 at 224x224, f32, its top-1 class, num_cells 8
 5. On coffee: the reference's own map with 10 000 masks (f32, seed 0; cached as .npy) against
    the converged map, beside salvo's with 1000 masks (default estimator, seeds 0-4).
 
+6. Mask designs (``--mask-design iid balanced``): instead of the above, each photo's curves with
+   both designs side by side (the same seeds; the centered estimator), inferences to each quality
+   per design and the ratio balanced / iid (results/rise_designs_confirm.*). With one design the
+   study above runs its curves with that design (``iid``, the default here, is what
+   ``results/rise_quality.*`` were produced with). Converged maps are always built with iid
+   masks (the cached ones were).
+
 Resumable: each photo's results go to ``benchmarks/results/rise_quality_photos/<photo>.json``;
 the summary (JSON, Markdown, PNG of the curves) is rebuilt from all photos done so far.
 
     python benchmarks/bench_rise_quality.py [--quick] [--photos coffee chelsea ...]
     python benchmarks/bench_rise_quality.py --speeds-only 3   # re-time, rebuild the summary
+    python benchmarks/bench_rise_quality.py --mask-design iid balanced --photos coffee \
+        --runs 3 --curve-masks 2048                             # the designs, side by side
 
 Time ratios in the summary use ``results/rise_quality_speeds.json`` when present (salvo and the
 reference timed in interleaved rounds by ``--speeds-only``), else the per-invocation timings.
@@ -62,7 +71,7 @@ from _common import lite0_at, loadavg, pearson
 from _reference import load_reference, reference_available
 from salvo.inference import get_core
 from salvo.kernels import rise_masks
-from salvo.methods.black_box.rise import RISE, Accumulator, resolve_params
+from salvo.methods.black_box.rise import MASK_DESIGNS, RISE, Accumulator, resolve_params
 from salvo.zoo import SAMPLE_IMAGES, efficientnet_lite0_preprocess, sample_image
 
 RESULTS = HERE / "results"
@@ -145,11 +154,11 @@ class Runner:
     the engine's batch size or number of requests)."""
 
     def __init__(self, batch_size: int = 1, num_requests: int = 4) -> None:
-        self.rise = RISE(lite0_at(SIZE), logits_and_softmax, "CPU", precision="f32",
+        self.rise = RISE(lite0_at(SIZE), logits_and_softmax, device_name="CPU", precision="f32",
                          progress=False, batch_size=batch_size, num_requests=num_requests)
 
     def run(self, x: np.ndarray, c: int, seed: int, num_masks: int, on_check: Any = None,
-            check_every: int | None = None) -> dict:
+            check_every: int | None = None, mask_design: str = "iid") -> dict:
         """Raw per-mask-normalised centered maps ``(2, P)`` and score means ``(2,)``."""
         state: dict[str, Any] = {}
 
@@ -162,7 +171,8 @@ class Runner:
 
         params = resolve_params(num_masks=num_masks, num_cells=NUM_CELLS, prob=PROB, seed=seed,
                                 estimator="centered", scale_output=False,
-                                check_every=check_every or num_masks)
+                                check_every=check_every or num_masks,
+                                mask_design=mask_design)
         t0 = time.perf_counter()
         with blas_one_thread():
             self.rise.run(x, [c, NUM_CLASSES + c], params, on_check=grab)
@@ -242,7 +252,7 @@ def _converged_result(meta: dict, sums: dict) -> dict:
 
 # ----------------------------------------------------------------------------- curves
 def curves(runner: Runner, x: np.ndarray, c: int, truth: dict, plain_truth: dict, seed: int,
-           num_masks: int) -> dict:
+           num_masks: int, mask_design: str = "iid") -> dict:
     """Correlation with the converged map every CHECK_EVERY masks, both estimators."""
     rec: dict[str, list] = {"count": []}
     for s in SCORES:
@@ -258,9 +268,11 @@ def curves(runner: Runner, x: np.ndarray, c: int, truth: dict, plain_truth: dict
             rec[f"{s}/plain_vs_centered_truth"].append(pearson(plain[i], truth[s]))
             rec[f"{s}/plain_vs_plain_truth"].append(pearson(plain[i], plain_truth[s]))
 
-    out = runner.run(x, c, seed, num_masks, on_check=on_check, check_every=CHECK_EVERY)
+    out = runner.run(x, c, seed, num_masks, on_check=on_check, check_every=CHECK_EVERY,
+                     mask_design=mask_design)
     rec["seconds"] = out["seconds"]
     rec["seed"] = seed
+    rec["mask_design"] = mask_design
     for s in SCORES:
         a = np.asarray(rec[f"{s}/plain_vs_centered_truth"])
         b = np.asarray(rec[f"{s}/plain_vs_plain_truth"])
@@ -359,7 +371,7 @@ def measure_speeds(xai: Any | None, quick: bool, rounds: int = 1) -> dict:
 
 # ----------------------------------------------------------------------------- reference map
 def reference_map_10k(xai: Any | None, x: np.ndarray, c: int, truth: np.ndarray,
-                      runner_f32: RISE, quick: bool) -> dict | None:
+                      runner_f32: RISE, quick: bool, mask_design: str = "iid") -> dict | None:
     """Coffee: the reference's plain map with 10 000 masks vs salvo's with 1000."""
     path = CONVERGED / f"reference_coffee_{c}_{SIZE}_c{NUM_CELLS}_n10000_seed0_f32.npy"
     if path.is_file():
@@ -379,7 +391,7 @@ def reference_map_10k(xai: Any | None, x: np.ndarray, c: int, truth: np.ndarray,
     salvo_r = []
     for seed in range(5):
         params = resolve_params(num_masks=1000, num_cells=NUM_CELLS, seed=seed,
-                                scale_output=False)
+                                scale_output=False, mask_design=mask_design)
         with blas_one_thread():
             salvo_r.append(pearson(runner_f32.run(x, [c], params).maps[0], truth))
     return {"reference_10000": pearson(ref_map, truth), "salvo_1000_by_seed": salvo_r,
@@ -408,12 +420,12 @@ def do_photo(photo: str, args: argparse.Namespace, runner: Runner, xai: Any | No
         "converged": {k: v for k, v in conv["meta"].items() if k != "runs"},
         "plain_truth_vs_centered_truth": {s: pearson(plain_truth[s], truth[s]) for s in SCORES},
         "quick": args.quick, "when": _dt.datetime.now().isoformat(timespec="seconds"),
-        "speeds": speeds, "runs": [],
+        "speeds": speeds, "runs": [], "mask_design": args.mask_design[0],
     }
     for k in range(args.runs):
         log(f"  {photo}: curve run seed {k}, {args.curve_masks} masks")
         res["runs"].append(curves(runner, x, c, truth, plain_truth, seed=k,
-                                  num_masks=args.curve_masks))
+                                  num_masks=args.curve_masks, mask_design=args.mask_design[0]))
     res["needed"] = {}
     for s in SCORES:
         for est in ("centered", "plain"):
@@ -428,7 +440,7 @@ def do_photo(photo: str, args: argparse.Namespace, runner: Runner, xai: Any | No
                 }
     if photo == "coffee":
         res["reference_10000"] = reference_map_10k(xai, x, c, truth["logits"], runner_f32(),
-                                                   args.quick)
+                                                   args.quick, args.mask_design[0])
     res["seconds"] = time.perf_counter() - t_photo
     return res
 
@@ -440,7 +452,7 @@ def runner_f32() -> RISE:
     """Plain one-target RISE (salvo's defaults except the tuned engine), f32."""
     global _RUNNER_F32
     if _RUNNER_F32 is None:
-        _RUNNER_F32 = RISE(lite0_at(SIZE), logits_only, "CPU", precision="f32", progress=False,
+        _RUNNER_F32 = RISE(lite0_at(SIZE), logits_only, device_name="CPU", precision="f32", progress=False,
                            batch_size=1, num_requests=4)
     return _RUNNER_F32
 
@@ -641,6 +653,167 @@ def plot(photos: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+# ----------------------------------------------------------------------------- mask designs
+DESIGN_DIR = RESULTS / "rise_designs_confirm_photos"
+
+
+def do_photo_designs(photo: str, args: argparse.Namespace, runner: Runner) -> dict:
+    """Curves of each mask design (same seeds), centered estimator, against the cached
+    converged map; inferences to each quality per design."""
+    t_photo = time.perf_counter()
+    x = efficientnet_lite0_preprocess(sample_image(photo), size=SIZE)
+    c, p = top1(x)
+    log(f"{photo}: top-1 class {c} ({label_of(c)}, p={p:.3f}); designs {args.mask_design}")
+    conv = converged_map(runner, photo, x, c, chunk=8192, min_half=8192,
+                         max_half=args.max_half, target=0.99, save=True)
+    truth = conv["maps"]
+    plain_truth = {s: truth[s] + conv["mean_score"][s] * mask_mean() for s in SCORES}
+    ceiling = {s: spearman_brown(conv["meta"]["half_correlation"][s]) for s in SCORES}
+    res: dict[str, Any] = {"photo": photo, "class": c, "label": label_of(c), "probability": p,
+                           "designs": list(args.mask_design), "runs": {}, "needed": {},
+                           "when": _dt.datetime.now().isoformat(timespec="seconds")}
+    for design in args.mask_design:
+        res["runs"][design] = []
+    for k in range(args.runs):
+        for design in args.mask_design:  # interleaved: a load change hits both designs
+            log(f"  {photo}: seed {k}, {design}, {args.curve_masks} masks")
+            res["runs"][design].append(curves(runner, x, c, truth, plain_truth, seed=k,
+                                              num_masks=args.curve_masks, mask_design=design))
+    for design in args.mask_design:
+        for s in SCORES:
+            for q in QUALITIES:
+                per_run = [needed(r["count"], r[f"{s}/centered"], q, ceiling[s])
+                           for r in res["runs"][design]]
+                res["needed"][f"{design}/{s}/{q}"] = {
+                    "inferences": [v + 1 for v, _ in per_run],
+                    "measured": [m for _, m in per_run],
+                    "median": float(np.median([v + 1 for v, _ in per_run])),
+                }
+    res["seconds"] = time.perf_counter() - t_photo
+    return res
+
+
+def designs_summary(photos: list[dict], research: dict | None) -> tuple[dict, str]:
+    designs = photos[0]["designs"]
+    base, new = designs[0], designs[1]
+    lines = ["# RISE mask designs: confirmation with the production generator", "",
+             f"EfficientNet-Lite0 at {SIZE}x{SIZE}, f32, top-1 class, num_cells {NUM_CELLS}, "
+             f"prob {PROB}, centered estimator, against the cached converged maps "
+             "(benchmarks/results/converged/). Inferences = masks + 1 to reach correlation q "
+             "with the converged map and stay there (`~` = extrapolated; see "
+             "bench_rise_quality.py); median over seeds [min-max]. Produced by "
+             "`python benchmarks/bench_rise_quality.py --mask-design "
+             f"{' '.join(designs)} --runs R --curve-masks N --photos ...`.", ""]
+    agg: dict[str, Any] = {}
+    for s in SCORES:
+        for q in QUALITIES:
+            lines += [f"## {s}, q = {q}", "",
+                      f"| photo | seeds x masks | {base} | {new} | {new}/{base} |"
+                      + (" research ratio |" if research else ""),
+                      "|---|---:|---:|---:|---:|" + ("---:|" if research else "")]
+            ratios = []
+            for r in photos:
+                a = r["needed"][f"{base}/{s}/{q}"]
+                b = r["needed"][f"{new}/{s}/{q}"]
+                ratio = b["median"] / a["median"]
+                ratios.append(ratio)
+
+                def cell(d: dict) -> str:
+                    mark = "" if all(d["measured"]) else "~"
+                    v = d["inferences"]
+                    return f"{mark}{d['median']:,.0f} [{min(v):,.0f}-{max(v):,.0f}]"
+
+                n_runs = len(r["runs"][base])
+                n_masks = r["runs"][base][0]["count"][-1]
+                row = (f"| {r['photo']} | {n_runs} x {n_masks} | {cell(a)} | {cell(b)} | "
+                       f"{ratio:.2f} |")
+                if research:
+                    rr = research.get(f"{s}/{q}", {}).get(r["photo"])
+                    row += f" {rr:.2f} |" if rr is not None else " |"
+                lines.append(row)
+            agg[f"{s}/{q}"] = {"median_ratio": float(np.median(ratios)),
+                               "worst_ratio": float(np.max(ratios)),
+                               "ratios": dict(zip([r["photo"] for r in photos], ratios))}
+            lines += ["", f"{new}/{base}: median {np.median(ratios):.2f}, worst "
+                      f"{np.max(ratios):.2f} over {len(photos)} photos.", ""]
+    return {"aggregate": agg, "photos": [r["photo"] for r in photos],
+            "designs": designs}, "\n".join(lines) + "\n"
+
+
+def research_ratios() -> dict | None:
+    """The design study's ratios per photo (results/rise_designs.json), if present."""
+    path = RESULTS / "rise_designs.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return data.get("ratio_had4_bs_over_iid")
+
+
+def plot_designs(photos: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(photos)
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    colors = {"iid": "tab:red", "balanced": "tab:blue"}
+    for ax, r in zip(axes.ravel(), photos):
+        for s, style in (("logits", "-"), ("softmax", ":")):
+            for design in r["designs"]:
+                for k, run in enumerate(r["runs"][design]):
+                    ax.plot(np.asarray(run["count"]) + 1, run[f"{s}/centered"], style,
+                            color=colors.get(design, "k"), lw=1.1, alpha=0.9 if k == 0 else 0.4,
+                            label=f"{design}, {s}" if k == 0 else None)
+        for q in QUALITIES:
+            ax.axhline(q, color="grey", lw=0.6, ls="--")
+        ax.set_xscale("log")
+        ax.set_ylim(0.5, 1)
+        ax.set_title(f"{r['photo']}: {r['label']}", fontsize=9)
+        ax.set_xlabel("inferences", fontsize=8)
+        ax.set_ylabel("Pearson r vs converged", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=6, loc="lower right")
+    fig.suptitle("RISE mask designs (production generator), centered estimator, "
+                 "EfficientNet-Lite0 224, num_cells 8 (solid: logits, dotted: softmax)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main_designs(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    DESIGN_DIR.mkdir(parents=True, exist_ok=True)
+    todo = args.photos or ["coffee"]
+    runner = Runner()
+    for photo in todo:
+        if time.perf_counter() - t0 > args.budget:
+            log(f"time budget: stopping; resume with --photos {photo} ...")
+            break
+        res = do_photo_designs(photo, args, runner)
+        (DESIGN_DIR / f"{photo}.json").write_text(json.dumps(res, default=float))
+        log(f"{photo}: done in {res['seconds']:.0f} s")
+    photos = [json.loads((DESIGN_DIR / f"{p}.json").read_text()) for p in SAMPLE_IMAGES
+              if (DESIGN_DIR / f"{p}.json").is_file()]
+    photos = [p for p in photos if p["designs"] == list(args.mask_design)]
+    summary, md = designs_summary(photos, research_ratios())
+    (RESULTS / "rise_designs_confirm.json").write_text(json.dumps(
+        {"summary": summary, "when": _dt.datetime.now().isoformat(timespec="seconds")},
+        indent=1))
+    (RESULTS / "rise_designs_confirm.md").write_text(md)
+    plot_designs(photos, RESULTS / "rise_designs_confirm.png")
+    print(md)
+    print(f"total {time.perf_counter() - t0:.0f} s; wrote "
+          f"{RESULTS / 'rise_designs_confirm'}.{{json,md,png}}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -658,7 +831,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speeds-only", type=int, default=0, metavar="ROUNDS",
                         help="only measure seconds per mask (interleaved rounds) and rebuild "
                              "the summary with them")
+    parser.add_argument("--mask-design", nargs="+", default=["iid"], choices=MASK_DESIGNS,
+                        help="the curves' mask design (default iid, as results/rise_quality.*); "
+                             "two designs (e.g. iid balanced): compare them side by side")
     args = parser.parse_args(argv)
+    if len(args.mask_design) > 2 or len(set(args.mask_design)) != len(args.mask_design):
+        parser.error("--mask-design takes one design, or two different ones to compare")
+    if len(args.mask_design) == 2:
+        args.runs = args.runs or 3
+        args.curve_masks = args.curve_masks or 2048
+        return main_designs(args)
     if args.runs is None:
         args.runs = 1 if args.quick else 2
     if args.curve_masks is None:
