@@ -925,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
                   "openvino-xai==1.1.0): skipping it", file=sys.stderr)
     if args.designs:
         p = {"when": _dt.datetime.now().isoformat(timespec="seconds"), "load_start": loadavg()}
-        p.update(designs(args.sizes, args.designs, num_masks=500))
+        p.update(designs(args.sizes, args.designs))
         p["load_end"] = loadavg()
         p["total_s"] = time.perf_counter() - t_start
         path = args.out or RESULTS / "rise_designs_timing.json"

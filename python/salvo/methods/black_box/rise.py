@@ -149,8 +149,9 @@ class RISEParams(MethodParams):
         mask, so the maps estimate the same thing, with less noise: on 8 zoo photos
         (EfficientNet-Lite0, 8 x 8 cells, centred estimator) the map reaches correlation 0.95
         with the converged map after a median 0.41x the inferences with logits and 0.43x with
-        softmax scores (``docs/rise_designs.md``). Only ``prob == 0.5`` has a balanced design;
-        with any other ``prob`` the masks are iid. ``estimator="plain"`` with
+        softmax scores (``docs/rise_designs.md``). Very short runs (a quarter of a block or
+        less, e.g. 32 masks of 8 x 8 cells) share one shift and can be worse than iid masks.
+        Only ``prob == 0.5`` has a balanced design; with any other ``prob`` the masks are iid. ``estimator="plain"`` with
         ``mask_design="iid"`` is the reference's RISE.
     """
 
