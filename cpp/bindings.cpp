@@ -103,11 +103,26 @@ void check_rise_args(int num_cells, float prob, int64_t height, int64_t width) {
         throw std::invalid_argument("prob must be in (0, 1), got " + std::to_string(prob));
 }
 
+salvo::MaskDesign parse_design(const std::string& design, float prob) {
+    salvo::MaskDesign d;
+    if (design == "iid")
+        d = salvo::MaskDesign::IID;
+    else if (design == "balanced")
+        d = salvo::MaskDesign::BALANCED;
+    else
+        throw std::invalid_argument("design must be 'iid' or 'balanced', got '" + design + "'");
+    if (d == salvo::MaskDesign::BALANCED && prob != 0.5f)
+        throw std::invalid_argument("design 'balanced' needs prob 0.5, got " +
+                                    std::to_string(prob));
+    return d;
+}
+
 py::array_t<float> rise_masks(uint64_t seed, int64_t first, int64_t count, int num_cells,
                               float prob, int64_t height, int64_t width, py::object out,
-                              int num_threads) {
+                              int num_threads, const std::string& design) {
     check_threads(num_threads);
     check_rise_args(num_cells, prob, height, width);
+    const salvo::MaskDesign mask_design = parse_design(design, prob);
     if (first < 0 || count < 0)
         throw std::invalid_argument("first and count must be >= 0, got " +
                                     std::to_string(first) + ", " + std::to_string(count));
@@ -126,21 +141,35 @@ py::array_t<float> rise_masks(uint64_t seed, int64_t first, int64_t count, int n
     float* dst = result.mutable_data();
     {
         py::gil_scoped_release release;
-        salvo::rise_masks(seed, first, count, num_cells, prob, height, width, dst, num_threads);
+        salvo::rise_masks(seed, first, count, num_cells, prob, height, width, dst, num_threads,
+                          mask_design);
     }
     return result;
 }
 
 py::tuple rise_grid(uint64_t seed, int64_t mask_index, int num_cells, float prob, int64_t height,
-                    int64_t width) {
+                    int64_t width, const std::string& design) {
     check_rise_args(num_cells, prob, height, width);
+    const salvo::MaskDesign mask_design = parse_design(design, prob);
+    if (mask_index < 0)
+        throw std::invalid_argument("mask_index must be >= 0, got " + std::to_string(mask_index));
     const int64_t cell_h = (height + num_cells - 1) / num_cells;
     const int64_t cell_w = (width + num_cells - 1) / num_cells;
     py::array_t<uint8_t> grid({num_cells, num_cells});
     int64_t dy = 0, dx = 0;
-    salvo::rise_grid(seed, mask_index, num_cells, prob, cell_h, cell_w, grid.mutable_data(), &dy,
-                     &dx);
+    if (mask_design == salvo::MaskDesign::BALANCED)
+        salvo::balanced_grid(seed, mask_index, num_cells, cell_h, cell_w, grid.mutable_data(),
+                             &dy, &dx);
+    else
+        salvo::rise_grid(seed, mask_index, num_cells, prob, cell_h, cell_w, grid.mutable_data(),
+                         &dy, &dx);
     return py::make_tuple(grid, dy, dx);
+}
+
+int64_t balanced_block_length(int num_cells) {
+    if (num_cells < 1)
+        throw std::invalid_argument("num_cells must be >= 1, got " + std::to_string(num_cells));
+    return salvo::balanced_block_length(num_cells);
 }
 
 void accumulate_weighted(py::array_t<float, py::array::c_style> weighted, const farray& scores,
@@ -207,12 +236,15 @@ PYBIND11_MODULE(_native, m) {
           "The variant multi-versioned kernels use on this CPU.");
     m.def("rise_masks", &rise_masks, py::arg("seed"), py::arg("first"), py::arg("count"),
           py::arg("num_cells"), py::arg("prob"), py::arg("height"), py::arg("width"),
-          py::arg("out") = py::none(), py::arg("num_threads") = 1,
-          "RISE masks first..first+count-1 as (count, height, width) float32 (see rise.hpp).");
+          py::arg("out") = py::none(), py::arg("num_threads") = 1, py::arg("design") = "iid",
+          "RISE masks first..first+count-1 as (count, height, width) float32 (see rise.hpp); "
+          "design 'iid' or 'balanced' (prob 0.5 only).");
     m.def("_rise_grid", &rise_grid, py::arg("seed"), py::arg("mask_index"), py::arg("num_cells"),
-          py::arg("prob"), py::arg("height"), py::arg("width"),
+          py::arg("prob"), py::arg("height"), py::arg("width"), py::arg("design") = "iid",
           "Test hook (salvo.testing.hooks.rise_grid): the random parts of one RISE mask, "
           "(grid uint8 (n, n), dy, dx).");
+    m.def("balanced_block_length", &balanced_block_length, py::arg("num_cells"),
+          "Masks per block of the balanced design: 2 * (next power of two >= num_cells^2).");
     m.def("rise_hash", &salvo::rise_hash, py::arg("seed"), py::arg("mask_index"), py::arg("draw"),
           "The counter-based 64-bit hash behind every RISE draw.");
     m.def("accumulate_weighted", &accumulate_weighted, py::arg("weighted"), py::arg("scores"),

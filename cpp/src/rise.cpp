@@ -1,6 +1,7 @@
 #include "salvo/rise.hpp"
 
 #include <cmath>
+#include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -72,6 +73,42 @@ void vertical_clip(const float* rows, const int* idx, const float* wt, float* ou
     }
 }
 
+// The BALANCED design's constants (rise.hpp). The tag and the salt are those of the study that
+// chose the design, so that its measurements apply to these masks bit for bit.
+constexpr uint64_t kBalancedTag = 9;
+constexpr uint64_t kShiftSalt = 0x5A5A;
+constexpr uint64_t kPairSalt = 0xA5A5;
+constexpr uint64_t kCompDraw = 1000;
+constexpr uint64_t kPermDraw = 2000;
+// R2 sequence steps 1 / rho and 1 / rho^2 (rho = 1.32471795724474602596, the plastic number),
+// as the doubles 1.0 / rho and 1.0 / (rho * rho) round to.
+constexpr double kR2Step[2] = {0x1.827f5352054c6p-1, 0x1.23c21b4b8f3cfp-1};
+
+inline int parity(uint64_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_parityll(v);
+#else
+    v ^= v >> 32;
+    v ^= v >> 16;
+    v ^= v >> 8;
+    v ^= v >> 4;
+    v ^= v >> 2;
+    v ^= v >> 1;
+    return static_cast<int>(v & 1);
+#endif
+}
+
+// Coordinate d (0: y, 1: x) of block b's shift: floor(fmod(u_d + b * step_d, 1) * cells).
+int64_t r2_shift(uint64_t stream, int d, int64_t block, int64_t cells) {
+    const double u = static_cast<double>(rise_hash(stream, 0, static_cast<uint64_t>(d)) >> 11) *
+                     0x1p-53;
+    // a separate, rounded product (never fused into a multiply-add): the same bits on every CPU
+    volatile double advance = static_cast<double>(block) * kR2Step[d];
+    const double y = std::fmod(u + advance, 1.0);
+    const int64_t s = static_cast<int64_t>(std::floor(y * static_cast<double>(cells)));
+    return s < cells ? s : cells - 1;
+}
+
 }  // namespace
 
 uint64_t rise_hash(uint64_t seed, uint64_t mask_index, uint64_t draw) {
@@ -91,9 +128,63 @@ void rise_grid(uint64_t seed, int64_t mask_index, int num_cells, float prob, int
     *dx = static_cast<int64_t>(rise_hash(seed, i, nn + 1) % static_cast<uint64_t>(cell_w));
 }
 
+int64_t balanced_block_length(int num_cells) {
+    const int64_t nn = static_cast<int64_t>(num_cells) * num_cells;
+    int64_t p = 1;
+    while (p < nn) p <<= 1;
+    return 2 * p;
+}
+
+uint64_t balanced_seed(uint64_t seed) {
+    return fmix64(seed ^ (kBalancedTag * 0x9E3779B97F4A7C15ULL));
+}
+
+void balanced_grid(uint64_t seed, int64_t mask_index, int num_cells, int64_t cell_h,
+                   int64_t cell_w, uint8_t* grid, int64_t* dy, int64_t* dx) {
+    const int64_t nn = static_cast<int64_t>(num_cells) * num_cells;
+    const int64_t len = balanced_block_length(num_cells);
+    const int64_t block = mask_index / len, row = mask_index % len;
+    int log_len = 0;
+    while ((int64_t{1} << log_len) < len) ++log_len;
+    const uint64_t t = balanced_seed(seed);
+    const uint64_t b = static_cast<uint64_t>(block);
+    // Complementary rows adjacent: rows 2k and 2k + 1 are design rows q and q + L/2, with
+    // q = pairs_b(k), a random permutation of the block's L/2 pairs, so that a run ending inside
+    // a block holds complementary pairs drawn without replacement (no two cells aliased).
+    const int64_t half = len / 2;
+    std::vector<int64_t> pairs(static_cast<size_t>(half));
+    std::iota(pairs.begin(), pairs.end(), int64_t{0});
+    for (int64_t k = half - 1; k > 0; --k) {
+        const uint64_t j = rise_hash(t ^ kPairSalt, b, static_cast<uint64_t>(k)) %
+                           static_cast<uint64_t>(k + 1);
+        std::swap(pairs[static_cast<size_t>(k)], pairs[static_cast<size_t>(j)]);
+    }
+    const uint64_t r = static_cast<uint64_t>(pairs[static_cast<size_t>(row >> 1)] |
+                                             ((row & 1) << (log_len - 1)));
+    std::vector<int64_t> perm(static_cast<size_t>(nn));
+    std::iota(perm.begin(), perm.end(), int64_t{0});
+    for (int64_t k = nn - 1; k > 0; --k) {
+        const uint64_t j = rise_hash(t, b, kPermDraw + static_cast<uint64_t>(k)) %
+                           static_cast<uint64_t>(k + 1);
+        std::swap(perm[static_cast<size_t>(k)], perm[static_cast<size_t>(j)]);
+    }
+    const uint64_t top = static_cast<uint64_t>(len / 2);
+    for (int64_t j = 0; j < nn; ++j) {
+        const uint64_t col = top | static_cast<uint64_t>(perm[static_cast<size_t>(j)]);
+        const int comp = static_cast<int>(rise_hash(t, b, kCompDraw + static_cast<uint64_t>(j))
+                                          >> 63);
+        grid[j] = static_cast<uint8_t>(parity(r & col) ^ comp);
+    }
+    *dy = r2_shift(t ^ kShiftSalt, 0, block, cell_h);
+    *dx = r2_shift(t ^ kShiftSalt, 1, block, cell_w);
+}
+
 void rise_masks(uint64_t seed, int64_t first, int64_t count, int num_cells, float prob,
-                int64_t h, int64_t w, float* out, int num_threads) {
+                int64_t h, int64_t w, float* out, int num_threads, MaskDesign design) {
     if (num_cells < 1) throw std::invalid_argument("num_cells must be >= 1");
+    if (design == MaskDesign::BALANCED && prob != 0.5f)
+        throw std::invalid_argument("the balanced mask design needs prob 0.5, got " +
+                                    std::to_string(prob));
     if (h < 1 || w < 1) throw std::invalid_argument("mask size must be positive");
     if (num_cells > h || num_cells > w)
         throw std::invalid_argument("num_cells (" + std::to_string(num_cells) +
@@ -105,7 +196,10 @@ void rise_masks(uint64_t seed, int64_t first, int64_t count, int num_cells, floa
     parallel_for(count, num_threads, [&](int64_t t) {
         std::vector<uint8_t> grid(static_cast<size_t>(n) * n);
         int64_t dy = 0, dx = 0;
-        rise_grid(seed, first + t, n, prob, cell_h, cell_w, grid.data(), &dy, &dx);
+        if (design == MaskDesign::BALANCED)
+            balanced_grid(seed, first + t, n, cell_h, cell_w, grid.data(), &dy, &dx);
+        else
+            rise_grid(seed, first + t, n, prob, cell_h, cell_w, grid.data(), &dy, &dx);
         const Axis ax = make_axis(w, dx, up_w, n);
         const Axis ay = make_axis(h, dy, up_h, n);
         // horizontal pass: each grid row -> W values

@@ -30,8 +30,10 @@ def rise_masks(
     width: int,
     out: npt.NDArray[np.float32] | None = None,
     num_threads: int = 1,
+    design: str = "iid",
 ) -> npt.NDArray[np.float32]: ...
 def rise_hash(seed: int, mask_index: int, draw: int) -> int: ...
+def balanced_block_length(num_cells: int) -> int: ...
 def accumulate_weighted(
     weighted: npt.NDArray[np.float32],
     scores: npt.NDArray[np.float32],
@@ -42,6 +44,7 @@ def accumulate_weighted(
 
 # test hooks (salvo.testing.hooks)
 def _rise_grid(
-    seed: int, mask_index: int, num_cells: int, prob: float, height: int, width: int
+    seed: int, mask_index: int, num_cells: int, prob: float, height: int, width: int,
+    design: str = "iid",
 ) -> tuple[npt.NDArray[np.uint8], int, int]: ...
 def _parallel_selftest(n: int, fail_at: int, num_threads: int) -> int: ...

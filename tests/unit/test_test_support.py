@@ -47,7 +47,8 @@ def test_the_stub_and_the_type_marker_sit_in_the_package():
 def test_test_hooks_are_private_or_in_salvo_testing():
     public = {n for n in dir(_native) if not n.startswith("_")}
     assert public == {"HAS_TARGET_CLONES", "fill_masked", "build_simd_level",
-                      "runtime_simd_level", "rise_masks", "rise_hash", "accumulate_weighted"}
+                      "runtime_simd_level", "rise_masks", "rise_hash", "accumulate_weighted",
+                      "balanced_block_length"}
     from salvo.kernels import direct
 
     assert not hasattr(direct, "direct_minimize")

@@ -91,8 +91,9 @@ __all__ = ["ExplainRun", "ExplainSetup", "ImageWorker", "run_explain"]
 logger = logging.getLogger(__name__)
 
 #: ``--flag`` → method keyword, passed to the Explainer when given.
-_METHOD_FLAGS = ("preset", "num_masks", "num_cells", "prob", "seed", "num_iterations_per_kernel",
-                 "kernel_widths", "solver_epsilon", "batch_size", "num_requests", "precision")
+_METHOD_FLAGS = ("preset", "num_masks", "num_cells", "prob", "seed", "mask_design",
+                 "num_iterations_per_kernel", "kernel_widths", "solver_epsilon", "batch_size",
+                 "num_requests", "precision")
 
 
 # ================================================================================ command line

@@ -12,6 +12,7 @@ from typing import Any
 from salvo.cli.inputs import IMAGE_SUFFIXES
 from salvo.cli.models import ZOO_MODELS, DetectionOutputs
 from salvo.common import ExplainMode, Method, Preset, Task
+from salvo.methods.black_box.rise import MASK_DESIGNS
 from salvo.preprocess import DEFAULT_MAX_PIXELS, PREPROCESS_PRESETS
 
 __all__ = ["BENCH_EPILOG", "DEFAULT_MAX_SIZE", "EXPLAIN_EPILOG", "build_parser", "explain_options"]
@@ -75,9 +76,9 @@ outputs (in --out):
   The element type is always the model's. A uint8 input takes raw pixels (no normalisation).
 
 method parameters:
-  --preset, --num-masks, --num-cells, --prob, --seed (RISE), --num-iterations-per-kernel,
-  --kernel-widths, --solver-epsilon (AISE), or any method keyword as --param KEY=VALUE (values
-  are Python literals). A keyword no method knows is an error; one the chosen method does not
+  --preset, --num-masks, --num-cells, --prob, --seed, --mask-design (RISE),
+  --num-iterations-per-kernel, --kernel-widths, --solver-epsilon (AISE), or any method keyword
+  as --param KEY=VALUE (values are Python literals). A keyword no method knows is an error; one the chosen method does not
   use is a warning. With --task detection, --method rise is D-RISE and aise is AISE for boxes
   (they need --postprocess, or a zoo detector); targets are then box indices.
 
@@ -187,6 +188,9 @@ def _add_explain(sub: Any) -> None:
     g.add_argument("--num-cells", type=int, metavar="N", help="RISE: grid cells per axis")
     g.add_argument("--prob", type=float, metavar="P", help="RISE: probability a cell is on")
     g.add_argument("--seed", type=int, metavar="S", help="RISE: mask seed")
+    g.add_argument("--mask-design", choices=list(MASK_DESIGNS),
+                   help="RISE: balanced (default; fewer masks for the same map, prob 0.5) or "
+                        "iid (the reference's independent masks; D-RISE's default)")
     g.add_argument("--num-iterations-per-kernel", type=int, metavar="N",
                    help="AISE: evaluations per kernel width")
     g.add_argument("--kernel-widths", type=lambda s: [float(v) for v in s.split(",")],

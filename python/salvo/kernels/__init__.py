@@ -51,21 +51,47 @@ def rise_masks(
     width: int,
     out: np.ndarray | None = None,
     num_threads: int = 1,
+    design: str = "iid",
 ) -> np.ndarray:
     """RISE masks ``first .. first+count-1`` as ``(count, height, width)`` float32 (C++).
 
-    Mask ``i`` is a pure function of ``(seed, i)``: a ``num_cells`` x ``num_cells`` Bernoulli(prob)
+    Mask ``i`` is a pure function of ``(seed, i)``: a ``num_cells`` x ``num_cells`` binary
     grid, bicubic-upsampled (OpenCV's INTER_CUBIC) to ``(num_cells + 1) * ceil(size / num_cells)``
-    per axis, cropped at a random shift smaller than one cell, clipped to [0, 1]. ``out`` (if
-    given) must be a C-contiguous float32 array of shape ``(>= count, height, width)``.
+    per axis, cropped at a shift smaller than one cell, clipped to [0, 1]. The grid and the shift
+    come from ``design``:
+
+    ``"iid"``
+        Every cell an independent Bernoulli(``prob``) draw, every mask its own random shift
+        (the reference toolkit's masks).
+    ``"balanced"``
+        ``prob`` must be 0.5. Blocks of :func:`balanced_block_length` masks in which every cell
+        is on in exactly half the masks and every pair of cells in exactly a quarter (a
+        resolution-IV foldover of a Sylvester-Hadamard design with random columns and
+        complements per block), one shift per block from a randomly rotated R2 sequence. Each
+        mask on its own has the distribution of an ``"iid"`` mask; see ``docs/rise_designs.md``.
+
+    ``out`` (if given) must be a C-contiguous float32 array of shape ``(>= count, height,
+    width)``.
+
+    Raises
+    ------
+    ValueError
+        An argument out of range, an unknown ``design``, or ``"balanced"`` with ``prob != 0.5``
+        (the message names the value).
     """
     return _native.rise_masks(
         int(seed) & 0xFFFFFFFFFFFFFFFF, first, count, num_cells, prob, height, width, out,
-        num_threads,
+        num_threads, design,
     )
 
 
-__all__ += ["rise_masks"]
+def balanced_block_length(num_cells: int) -> int:
+    """Masks per block of the ``"balanced"`` design: ``2 * (least power of two >= num_cells**2)``
+    (128 for 8 x 8 cells, 512 for 16 x 16)."""
+    return int(_native.balanced_block_length(num_cells))
+
+
+__all__ += ["balanced_block_length", "rise_masks"]
 
 
 def accumulate_weighted(

@@ -19,7 +19,8 @@ __all__ = ["direct_minimize", "parallel_selftest", "rise_grid"]
 
 
 def rise_grid(
-    seed: int, mask_index: int, num_cells: int, prob: float, height: int, width: int
+    seed: int, mask_index: int, num_cells: int, prob: float, height: int, width: int,
+    design: str = "iid",
 ) -> tuple[np.ndarray, int, int]:
     """The random parts of RISE mask ``mask_index`` of ``seed``, as the native kernel draws them.
 
@@ -33,13 +34,16 @@ def rise_grid(
         Probability that a cell is on, in ``(0, 1)``.
     height, width
         The mask's size in pixels (positive).
+    design
+        ``"iid"`` or ``"balanced"`` (``prob`` 0.5 only), as
+        :func:`salvo.kernels.rise_masks`.
 
     Returns
     -------
     grid : ndarray
         ``(num_cells, num_cells)`` uint8, 1 where the cell is on.
     dy, dx : int
-        The random shift of the upsampled grid, ``0 <= dy < ceil(height / num_cells)`` and
+        The shift of the upsampled grid, ``0 <= dy < ceil(height / num_cells)`` and
         ``0 <= dx < ceil(width / num_cells)``.
 
     Raises
@@ -47,7 +51,7 @@ def rise_grid(
     ValueError
         An argument is out of range (the message names it and its value).
     """
-    return _native._rise_grid(seed, mask_index, num_cells, prob, height, width)
+    return _native._rise_grid(seed, mask_index, num_cells, prob, height, width, design)
 
 
 def parallel_selftest(n: int, fail_at: int, num_threads: int) -> int:

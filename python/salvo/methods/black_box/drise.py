@@ -16,7 +16,13 @@ min-max scaled.
 
 ``explain_method=Method.RISE`` with ``Task.DETECTION`` selects this class; it takes RISE's
 parameters (``preset``, ``num_masks``, ``num_cells``, ``prob``, ``seed``, ``scale_output``,
-``estimator``, ``tolerance``, ``check_every``). Targets are box indices (``-1`` for every box).
+``estimator``, ``tolerance``, ``check_every``, ``mask_design``). Targets are box indices (``-1``
+for every box).
+
+Masks. D-RISE's presets use RISE's ``"iid"`` masks (:data:`DRISE_PRESETS`): the balanced design
+(RISE's default) was measured on classifiers only, not on detectors. It can be asked for
+(``mask_design="balanced"``, or a :class:`RISEParams` built with the dataclass defaults): the
+same generator and estimators run, unmeasured here.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import logging
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -43,11 +50,16 @@ from salvo.methods.black_box.detection import (
     no_box_message,
     select_target_boxes,
 )
-from salvo.methods.black_box.rise import RISE_PRESETS, RISEParams, run_rise
+from salvo.methods.black_box.rise import RISE_PRESETS, RISEParams, mask_design_used, run_rise
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DRISE", "drise_weights"]
+__all__ = ["DRISE", "DRISE_PRESETS", "drise_weights"]
+
+#: RISE's presets with iid masks (the balanced design is unmeasured on detectors).
+DRISE_PRESETS: dict[Preset, RISEParams] = {
+    preset: replace(params, mask_design="iid") for preset, params in RISE_PRESETS.items()
+}
 
 
 def drise_weights(found: Detections, boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -88,7 +100,7 @@ class DRISE(BlackBoxXAIMethod):
     method = Method.RISE
     tasks = (Task.DETECTION,)
     params_class = RISEParams
-    presets = RISE_PRESETS
+    presets = DRISE_PRESETS
     default_preset = Preset.BALANCE
     postprocess_contract = DETECTION_CONTRACT
 
@@ -144,7 +156,8 @@ class DRISE(BlackBoxXAIMethod):
                 maps=np.zeros((0, height, width), dtype), targets=[], predictions={},
                 num_inferences=1,
                 extra={"num_masks_used": 0, "seconds": time.perf_counter() - t0,
-                       "params": rise_params, "input_size": (height, width)},
+                       "params": rise_params, "input_size": (height, width),
+                       "mask_design": mask_design_used(rise_params)},
             )
         reader = DetectionReader(self.postprocess_fn)
         boxes, labels = chosen.boxes, chosen.labels
@@ -166,7 +179,7 @@ class DRISE(BlackBoxXAIMethod):
             num_inferences=result.num_inferences + 1,
             extra={"num_masks_used": result.num_masks_used, "flat": result.flat,
                    "seconds": time.perf_counter() - t0, "params": rise_params,
-                   "input_size": (height, width)},
+                   "input_size": (height, width), "mask_design": mask_design_used(rise_params)},
         )
 
     def generate_saliency_map(self, data: np.ndarray, target_indices: Sequence[int] | None = None,
