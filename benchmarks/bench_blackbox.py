@@ -25,6 +25,18 @@ excluded) is reported apart.
     python benchmarks/bench_blackbox.py [--quick] [--models lite0@224 lite0@128 ssdlite]
         [--methods rise aise] [--presets speed balance quality] [--targets one many all]
         [--engines auto 4x4] [--precisions default f32] [--rounds 3]
+
+``--designs ROUNDS`` measures instead RISE's two mask designs (``mask_design="balanced"``, the
+default, and ``"iid"``) in ROUNDS interleaved rounds, per classifier of ``--models`` x device x
+precision x engine setting: the bound (as above, ``--design-masks`` images a round), RISE with
+balanced masks and RISE with iid masks (one target, ``--design-masks`` masks, num_cells 8, raw
+maps). Reported: seconds per inference, ``x bound`` and balanced / iid, paired within rounds;
+and the mask generator alone (:func:`salvo.kernels.rise_masks`, one thread, each design, its own
+interleaved rounds). Results: ``results/rise_designs_timing.{json,md}``. Detectors are left out
+(D-RISE is not part of this comparison).
+
+    python benchmarks/bench_blackbox.py --designs 5 [--models lite0@224] [--precisions default]
+        [--design-masks 1000]
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import salvo
 from _common import (
     CallCounter,
@@ -50,8 +63,13 @@ from _common import (
     reference_explainer,
     reference_preset,
     span,
+    summary,
     table,
 )
+from salvo.kernels import rise_masks
+from salvo.methods.black_box.rise import MASK_DESIGNS
+
+DESIGN_CELLS = 8  # num_cells of the mask-design comparison
 
 
 def engine_setting(text: str) -> str:
@@ -159,6 +177,159 @@ def measure(case: Any, device: str, precision: str | None, args: Any, xai: Any) 
     return rows
 
 
+# ================================================================================ mask designs
+
+def scaled(s: dict[str, Any], factor: float) -> dict[str, Any]:
+    """A :func:`_common.summary` with every value multiplied by ``factor`` (a unit change)."""
+    return summary(v * factor for v in s["values"])
+
+
+def design_variant(explainer: Any, x: Any, target: int, design: str, num_masks: int) -> Any:
+    """One Explainer call of RISE with ``design`` masks (raw maps); items = inferences."""
+    def run() -> Sample:
+        t0 = time.perf_counter()
+        e = explainer(x, targets=target, num_masks=num_masks, num_cells=DESIGN_CELLS,
+                      mask_design=design, resize=False, colormap=False)
+        seconds = time.perf_counter() - t0
+        if e.num_inferences != num_masks + 1:
+            raise RuntimeError(f"RISE {design}: {e.num_inferences} inferences, expected "
+                               f"{num_masks + 1}")
+        return Sample(seconds, int(e.num_inferences))
+    return run
+
+
+def generator_variant(design: str, num_masks: int, size: int) -> Any:
+    """The mask generator alone: ``num_masks`` masks of ``design`` (one thread, a new seed per
+    call, into one reused buffer); items = masks."""
+    buf = np.empty((num_masks, size, size), np.float32)
+    calls = iter(range(1 << 30))
+
+    def run() -> Sample:
+        seed = next(calls)
+        t0 = time.perf_counter()
+        rise_masks(seed, 0, num_masks, DESIGN_CELLS, 0.5, size, size, out=buf, design=design)
+        return Sample(time.perf_counter() - t0, num_masks)
+    return run
+
+
+def measure_designs(case: Any, device: str, precision: str | None, args: Any) -> list[dict]:
+    """The rows of one classifier x device x precision: the bound, then RISE with each design
+    per engine setting (interleaved rounds, ratios paired within a round)."""
+    bound = bound_sweep(case.model(), case.x, device, precision, batches=args.batches,
+                        requests=args.requests, seconds=0.4 if args.quick else 0.8)
+    n = args.design_masks
+    target = case.targets["one"]
+    variants = {"bound": bound_variant(bound["queue"], n)}
+    facts: dict[str, dict[str, Any]] = {"bound": {"setting": "{batch}x{requests}".format(
+        **bound["best"]), "design": None}}
+    pairs: list[tuple[str, str]] = []  # (balanced, iid) variants of one engine setting
+    for setting in args.engines:
+        knobs = {} if setting == "auto" else dict(
+            zip(("batch_size", "num_requests"), map(int, setting.lower().split("x"))))
+        ex = salvo.Explainer(case.model(), case.task, postprocess_fn=case.postprocess,
+                             explain_mode=salvo.ExplainMode.BLACKBOX,
+                             explain_method=salvo.Method.RISE, device_name=device,
+                             inference_precision=precision, progress=False, **knobs)
+        engine = ex.method.engine
+        for design in MASK_DESIGNS:
+            used = ex.method.explain(case.x, target, num_masks=16, num_cells=DESIGN_CELLS,
+                                     mask_design=design).extra["mask_design"]
+            if used != design:  # the comparison would be of one design with itself
+                raise SystemExit(f"RISE ran {used!r} masks when asked for {design!r}")
+            name = f"RISE {design} {setting}"
+            variants[name] = design_variant(ex, case.x, target, design, n)
+            facts[name] = {"setting": f"{engine.batch_size}x{engine.num_requests}",
+                           "design": design}
+        pairs.append((f"RISE balanced {setting}", f"RISE iid {setting}"))
+    measured = interleaved(variants, args.rounds,
+                           label=f"{case.name} {label(precision)} designs")
+    result = paired(measured, "bound")
+    rows = []
+    for name, r in result.items():
+        rows.append({"model": case.name, "device": device, "precision": precision,
+                     "variant": name, **facts[name], "inferences": r["items"],
+                     "per_inference": r["per_item"], "over_bound": r["over_baseline"],
+                     "warmup_seconds": r["warmup_seconds"], "loads": measured["loads"]})
+    for balanced, iid in pairs:
+        ratio = paired(measured, iid, per="item")[balanced]["over_baseline"]
+        next(row for row in rows if row["variant"] == balanced)["balanced_over_iid"] = ratio
+    rows[0]["sweep"] = bound["sweep"]
+    return rows
+
+
+def measure_generator(size: int, args: Any) -> dict[str, Any]:
+    """Seconds per mask of :func:`rise_masks` for each design at ``size`` (interleaved rounds)
+    and balanced / iid paired within rounds."""
+    variants = {design: generator_variant(design, args.design_masks, size)
+                for design in MASK_DESIGNS}
+    measured = interleaved(variants, args.rounds, label=f"rise_masks {size}px")
+    result = paired(measured, "iid")
+    return {"size": size, "num_masks": args.design_masks,
+            "per_mask": {d: result[d]["per_item"] for d in MASK_DESIGNS},
+            "balanced_over_iid": result["balanced"]["over_baseline"],
+            "loads": measured["loads"]}
+
+
+def main_designs(args: Any) -> int:
+    """``--designs ROUNDS``: RISE's mask designs against the bound, and the generator alone."""
+    args.rounds = args.designs
+    report = Report("rise_designs_timing", args)
+    rows: list[dict[str, Any]] = []
+    sizes: list[int] = []
+    for model in args.models:
+        case = model_case(model)
+        if case.task != salvo.Task.CLASSIFICATION:
+            log(f"{case.name}: not a classifier, left out of the mask-design comparison")
+            continue
+        for device in args.devices:
+            for precision in args.precisions:
+                log(f"{case.name} on {device}, {label(precision)}: mask designs")
+                rows += measure_designs(case, device, precision, args)
+        if case.size not in sizes:
+            sizes.append(case.size)
+    if not rows:
+        raise SystemExit("--designs needs a classifier among --models (lite0@SIZE, "
+                         "planted-cnn, planted-vit)")
+    generator = [measure_generator(size, args) for size in sizes]
+
+    def markdown(rep: Report) -> str:
+        lines = [
+            "# RISE time per inference: balanced vs iid mask designs", "",
+            rep.header(), "",
+            (f"Median (range) over {args.rounds} interleaved rounds. One target, "
+             f"{args.design_masks} masks, num_cells {DESIGN_CELLS}, raw maps; one Explainer "
+             "call per variant and round. `x bound` = seconds per inference over plain "
+             "OpenVINO's at its best setting for the model and precision, in the same round. "
+             "`balanced/iid` = the time per inference with balanced masks over that with iid "
+             "masks, paired within a round. Setting = batch x requests. Warm-up = the first "
+             "call, not in the medians."), "",
+            table(rows, [("model", "model"), ("device", "device"),
+                         ("precision", lambda r: label(r["precision"])),
+                         ("variant", "variant"), ("setting", "setting"),
+                         ("inferences", "inferences"),
+                         ("ms per inference",
+                          lambda r: span(scaled(r["per_inference"], 1e3), ".3f")),
+                         ("x bound", lambda r: span(r["over_bound"])),
+                         ("balanced/iid", lambda r: span(r.get("balanced_over_iid"), ".3f")),
+                         ("warm-up s", lambda r: f"{r['warmup_seconds']:.2f}")]),
+            "",
+            (f"The mask generator alone (`salvo.kernels.rise_masks`, one thread, "
+             f"{args.design_masks} masks a call, num_cells {DESIGN_CELLS}), microseconds per "
+             "mask, median (range) over the rounds:"), "",
+            table(generator, [
+                ("size", lambda g: f"{g['size']}x{g['size']}"),
+                *((f"{d} us/mask",
+                   (lambda g, d=d: span(scaled(g["per_mask"][d], 1e6), ".1f")))
+                  for d in MASK_DESIGNS),
+                ("balanced/iid", lambda g: span(g["balanced_over_iid"], ".3f"))]),
+        ]
+        return "\n".join(lines)
+
+    report.write({"rows": rows, "generator": generator, "rounds": args.rounds,
+                  "num_masks": args.design_masks, "num_cells": DESIGN_CELLS}, markdown)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.split("\n\n")[0], rounds=3)
     p.add_argument("--models", nargs="+", default=["lite0@224", "lite0@128", "ssdlite"])
@@ -176,13 +347,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bound-images", type=int, default=1000, help="bound images per round")
     p.add_argument("--reference-masks", type=int, default=200,
                    help="masks of the reference's RISE per call (an eighth for all classes)")
+    p.add_argument("--designs", type=int, default=0, metavar="ROUNDS",
+                   help="instead: RISE with balanced vs iid masks against the bound, and the "
+                        "mask generator alone, in ROUNDS interleaved rounds (instead of --rounds) "
+                        "(results/rise_designs_timing.*)")
+    p.add_argument("--design-masks", type=int, default=None,
+                   help="masks per RISE call and per generator call with --designs "
+                        "(default 1000; --quick 200)")
     args = finish_args(p.parse_args(argv))
+    if args.designs < 0:
+        p.error(f"--designs takes a number of rounds >= 1, got {args.designs}")
+    if args.design_masks is None:
+        args.design_masks = 200 if args.quick else 1000
+    if args.design_masks < 1:
+        p.error(f"--design-masks must be >= 1, got {args.design_masks}")
     if args.quick:
         args.models = [m for m in args.models if m != "lite0@128"]
         args.targets = [t for t in args.targets if t != "many"]
         args.precisions = args.precisions[:1]
         args.batches, args.requests = [1, 4], [4]
         args.bound_images, args.reference_masks = 400, 48
+    if args.designs:
+        return main_designs(args)
     xai = reference(args)
     report = Report("blackbox", args)
     rows: list[dict[str, Any]] = []

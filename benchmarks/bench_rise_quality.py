@@ -26,6 +26,17 @@ For each photo (EfficientNet-Lite0 at 224x224, f32, its top-1 class, num_cells 8
 5. On coffee: the reference's own map with 10 000 masks (f32, seed 0; cached as .npy) against
    the converged map, beside salvo's with 1000 masks (default estimator, seeds 0-4).
 
+6. **Mask designs** (``--mask-design``). One design: the curves above use it (default ``iid``,
+   the design ``results/rise_quality.*`` were produced with, and plain RISE's; another design
+   writes ``results/rise_quality_<design>.*`` and ``rise_quality_<design>_photos/``). Two designs
+   (``--mask-design iid balanced``): instead of the study above, each photo's curves with both
+   designs side by side (the same seeds, interleaved; the centered estimator), the inferences
+   to each quality per design and the ratio of the second over the first, beside the design
+   study's ratio (``results/rise_designs.json``) when present; results
+   ``results/rise_designs_confirm.{json,md,png}``, per photo
+   ``results/rise_designs_confirm_photos/<photo>.json`` (default 3 runs x 2048 masks on coffee;
+   ``--quick``: 1 run x 1024 masks). Converged maps are always built with iid masks.
+
 Resumable: each photo's curves go to ``benchmarks/results/rise_quality_photos/<photo>.json``
 (``--quick``: under ``results/quick/``); every invocation does the photos not done yet (or those
 of ``--photos``), measures the seconds per mask and rebuilds the summary (JSON, Markdown and a
@@ -33,6 +44,8 @@ PNG of the curves) from all photos done so far. With every photo done, a run onl
 rebuilds the summary.
 
     python benchmarks/bench_rise_quality.py [--quick] [--photos coffee chelsea ...] [--rounds 3]
+    python benchmarks/bench_rise_quality.py --mask-design iid balanced [--photos coffee rocket]
+        [--runs 3] [--curve-masks 2048]
 """
 
 from __future__ import annotations
@@ -63,9 +76,10 @@ from _common import (
     reference_explainer,
     span,
 )
+from salvo.files import atomic_write
 from salvo.inference import get_core
 from salvo.kernels import rise_masks
-from salvo.methods.black_box.rise import RISE, Accumulator, resolve_params
+from salvo.methods.black_box.rise import MASK_DESIGNS, RISE, Accumulator, resolve_params
 from salvo.zoo import SAMPLE_IMAGES, efficientnet_lite0_preprocess, sample_image
 
 CONVERGED = RESULTS / "converged"
@@ -130,12 +144,14 @@ class Runner:
     the engine's batch size or number of requests)."""
 
     def __init__(self, batch_size: int = 1, num_requests: int = 4) -> None:
-        self.rise = RISE(lite0_at(SIZE), logits_and_softmax, precision="f32",
-                         progress=False, batch_size=batch_size, num_requests=num_requests)
+        self.rise = RISE(lite0_at(SIZE), logits_and_softmax, device_name="CPU",
+                         precision="f32", progress=False, batch_size=batch_size,
+                         num_requests=num_requests)
 
     def run(self, x: np.ndarray, c: int, seed: int, num_masks: int, on_check: Any = None,
-            check_every: int | None = None) -> dict:
-        """Raw per-mask-normalised centered maps ``(2, P)`` and score means ``(2,)``."""
+            check_every: int | None = None, mask_design: str = "iid") -> dict:
+        """Raw per-mask-normalised centered maps ``(2, P)`` and score means ``(2,)``, with
+        ``mask_design`` masks (iid unless told: RISE's default is balanced)."""
         state: dict[str, Any] = {}
 
         def grab(count: int, acc: Accumulator) -> None:
@@ -147,7 +163,8 @@ class Runner:
 
         params = resolve_params(num_masks=num_masks, num_cells=NUM_CELLS, prob=PROB, seed=seed,
                                 estimator="centered", scale_output=False,
-                                check_every=check_every or num_masks)
+                                check_every=check_every or num_masks,
+                                mask_design=mask_design)
         t0 = time.perf_counter()
         with blas_one_thread():
             self.rise.run(x, [c, NUM_CLASSES + c], params, on_check=grab)
@@ -184,7 +201,7 @@ def converged_map(runner: Runner, photo: str, x: np.ndarray, c: int, *, chunk: i
     while meta["n_half"] < max_half:
         k = len(meta["seeds"]["A"])
         for h, seed in (("A", 100_000 + 2 * k), ("B", 100_001 + 2 * k)):
-            out = runner.run(x, c, seed, chunk)
+            out = runner.run(x, c, seed, chunk, mask_design="iid")  # as the cached ones
             meta["seeds"][h].append(seed)
             meta["runs"].append({"half": h, "seed": seed, "masks": chunk,
                                  "seconds": out["seconds"]})
@@ -227,8 +244,9 @@ def _converged_result(meta: dict, sums: dict) -> dict:
 
 # ----------------------------------------------------------------------------- curves
 def curves(runner: Runner, x: np.ndarray, c: int, truth: dict, plain_truth: dict, seed: int,
-           num_masks: int) -> dict:
-    """Correlation with the converged map every CHECK_EVERY masks, both estimators."""
+           num_masks: int, mask_design: str = "iid") -> dict:
+    """Correlation with the converged map every CHECK_EVERY masks, both estimators, with
+    ``mask_design`` masks."""
     rec: dict[str, list] = {"count": []}
     for s in SCORES:
         for key in ("centered", "plain_vs_centered_truth", "plain_vs_plain_truth"):
@@ -243,9 +261,11 @@ def curves(runner: Runner, x: np.ndarray, c: int, truth: dict, plain_truth: dict
             rec[f"{s}/plain_vs_centered_truth"].append(pearson(plain[i], truth[s]))
             rec[f"{s}/plain_vs_plain_truth"].append(pearson(plain[i], plain_truth[s]))
 
-    out = runner.run(x, c, seed, num_masks, on_check=on_check, check_every=CHECK_EVERY)
+    out = runner.run(x, c, seed, num_masks, on_check=on_check, check_every=CHECK_EVERY,
+                     mask_design=mask_design)
     rec["seconds"] = out["seconds"]
     rec["seed"] = seed
+    rec["mask_design"] = mask_design
     for s in SCORES:
         a = np.asarray(rec[f"{s}/plain_vs_centered_truth"])
         b = np.asarray(rec[f"{s}/plain_vs_plain_truth"])
@@ -384,12 +404,13 @@ def do_photo(photo: str, args: argparse.Namespace, runner: Runner, xai: Any | No
         "converged": {k: v for k, v in conv["meta"].items() if k != "runs"},
         "plain_truth_vs_centered_truth": {s: pearson(plain_truth[s], truth[s]) for s in SCORES},
         "quick": args.quick, "when": _dt.datetime.now().isoformat(timespec="seconds"),
-        "runs": [],
+        "mask_design": args.mask_design[0], "runs": [],
     }
     for k in range(args.runs):
         log(f"  {photo}: curve run seed {k}, {args.curve_masks} masks")
         res["runs"].append(curves(runner, x, c, truth, plain_truth, seed=k,
-                                  num_masks=args.curve_masks))
+                                  num_masks=args.curve_masks,
+                                  mask_design=args.mask_design[0]))
     res["needed"] = {}
     for s in SCORES:
         for est in ("centered", "plain"):
@@ -465,7 +486,8 @@ def summarise(photos: list[dict], sp: dict) -> dict:
                     agg[f"{s}/{q}/time_ratio{suffix}_median"] = float(np.median(tr))
                     agg[f"{s}/{q}/time_ratio{suffix}_worst"] = float(np.min(tr))
     coffee = next((r for r in photos if r["photo"] == "coffee"), None)
-    summary = {"rows": rows, "aggregate": agg, "seconds_per_mask": sp,
+    designs = sorted({r.get("mask_design", "iid") for r in photos})
+    summary = {"rows": rows, "aggregate": agg, "seconds_per_mask": sp, "mask_designs": designs,
                "coffee_reference_10000": coffee.get("reference_10000") if coffee else None,
                "photos": [r["photo"] for r in photos]}
     return summary
@@ -486,7 +508,8 @@ def markdown(summary: dict, header: str) -> str:
     a(header)
     a("")
     a(f"EfficientNet-Lite0 at {SIZE}x{SIZE}, f32, top-1 class of each photo, num_cells "
-      f"{NUM_CELLS}, prob {PROB}. Quality = Pearson correlation with a converged map (two "
+      f"{NUM_CELLS}, prob {PROB}, {' and '.join(summary.get('mask_designs') or ['iid'])} "
+      "masks. Quality = Pearson correlation with a converged map (two "
       "independent halves built with the centered estimator, correlating >= 0.99). "
       "Inferences = masks + 1 (the unmasked one); median over independent runs; `~` = "
       "extrapolated from 1/r^2 = a + b/n (a fixed by the converged map's own noise) because "
@@ -603,29 +626,228 @@ def plot(photos: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+# ----------------------------------------------------------------------------- mask designs
+def do_photo_designs(photo: str, args: argparse.Namespace, runner: Runner) -> dict:
+    """Curves of each design of ``args.mask_design`` (the same seeds, interleaved so a change
+    of load hits both), centered estimator, against the converged map (built with iid masks);
+    the inferences (masks + 1) to each quality per design and run."""
+    t_photo = time.perf_counter()
+    x = efficientnet_lite0_preprocess(sample_image(photo), size=SIZE)
+    c, p = top1(x)
+    log(f"{photo}: top-1 class {c} ({label_of(c)}, p={p:.3f}); designs {args.mask_design}")
+    conv = converged_map(
+        runner, photo, x, c,
+        chunk=2048 if args.quick else 8192,
+        min_half=2048 if args.quick else 8192,
+        max_half=4096 if args.quick else args.max_half,
+        target=0.99, save=not args.quick,
+    )
+    truth = conv["maps"]
+    em = mask_mean()
+    plain_truth = {s: truth[s] + conv["mean_score"][s] * em for s in SCORES}
+    ceiling = {s: spearman_brown(conv["meta"]["half_correlation"][s]) for s in SCORES}
+    res: dict[str, Any] = {"photo": photo, "class": c, "label": label_of(c), "probability": p,
+                           "designs": list(args.mask_design), "quick": args.quick,
+                           "when": _dt.datetime.now().isoformat(timespec="seconds"),
+                           "runs": {d: [] for d in args.mask_design}, "needed": {}}
+    for k in range(args.runs):
+        for design in args.mask_design:
+            log(f"  {photo}: seed {k}, {design} masks, {args.curve_masks} masks")
+            res["runs"][design].append(curves(runner, x, c, truth, plain_truth, seed=k,
+                                              num_masks=args.curve_masks, mask_design=design))
+    for design in args.mask_design:
+        for s in SCORES:
+            for q in QUALITIES:
+                per_run = [needed(r["count"], r[f"{s}/centered"], q, ceiling[s])
+                           for r in res["runs"][design]]
+                inferences = [v + 1 for v, _ in per_run]
+                res["needed"][f"{design}/{s}/{q}"] = {
+                    "inferences": inferences, "measured": [m for _, m in per_run],
+                    "median": float(np.median(inferences))}
+    res["seconds"] = time.perf_counter() - t_photo
+    return res
+
+
+def research_ratios() -> dict | None:
+    """The design study's ratios balanced / iid per quality and photo
+    (``results/rise_designs.json``, key ``ratio_had4_bs_over_iid``), if present."""
+    path = RESULTS / "rise_designs.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("ratio_had4_bs_over_iid")
+
+
+def designs_summary(photos: list[dict], research: dict | None) -> dict:
+    """Per score type and quality: each photo's inferences per design and the ratio second /
+    first design, with their median and worst (largest) over the photos."""
+    base, new = photos[0]["designs"]
+    tables: dict[str, Any] = {}
+    for s in SCORES:
+        for q in QUALITIES:
+            rows = []
+            for r in photos:
+                a = r["needed"][f"{base}/{s}/{q}"]
+                b = r["needed"][f"{new}/{s}/{q}"]
+                row = {"photo": r["photo"], "runs": len(r["runs"][base]),
+                       "masks": r["runs"][base][0]["count"][-1], base: a, new: b,
+                       "ratio": b["median"] / a["median"]}
+                if research is not None:
+                    row["research_ratio"] = research.get(f"{s}/{q}", {}).get(r["photo"])
+                rows.append(row)
+            ratios = [row["ratio"] for row in rows]
+            tables[f"{s}/{q}"] = {"rows": rows, "median_ratio": float(np.median(ratios)),
+                                  "worst_ratio": float(np.max(ratios))}
+    return {"designs": [base, new], "photos": [r["photo"] for r in photos], "tables": tables,
+            "research": research is not None}
+
+
+def designs_markdown(summary: dict, header: str) -> str:
+    base, new = summary["designs"]
+    lines = ["# RISE mask designs side by side", "", header, "",
+             f"EfficientNet-Lite0 at {SIZE}x{SIZE}, f32, top-1 class, num_cells {NUM_CELLS}, "
+             f"prob {PROB}, centered estimator, the same seeds for both designs, against the "
+             "converged maps (benchmarks/results/converged/, built with iid masks). Inferences "
+             "= masks + 1 to reach correlation q with the converged map and stay there (`~` = "
+             "extrapolated from 1/r^2 = a + b/n); median over seeds [min-max]."
+             + (" `study` = the design study's ratio (results/rise_designs.json)."
+                if summary["research"] else ""), ""]
+
+    def cell(d: dict) -> str:
+        mark = "" if all(d["measured"]) else "~"
+        v = d["inferences"]
+        return f"{mark}{d['median']:,.0f} [{min(v):,.0f}-{max(v):,.0f}]"
+
+    for s in SCORES:
+        for q in QUALITIES:
+            t = summary["tables"][f"{s}/{q}"]
+            research = summary["research"]
+            lines += [f"## {s}, q = {q}", "",
+                      f"| photo | seeds x masks | {base} | {new} | {new}/{base} |"
+                      + (" study |" if research else ""),
+                      "|---|---:|---:|---:|---:|" + ("---:|" if research else "")]
+            for row in t["rows"]:
+                text = (f"| {row['photo']} | {row['runs']} x {row['masks']} | "
+                        f"{cell(row[base])} | {cell(row[new])} | {row['ratio']:.2f} |")
+                if research:
+                    rr = row.get("research_ratio")
+                    text += " |" if rr is None else f" {rr:.2f} |"
+                lines.append(text)
+            lines += ["", (f"{new}/{base}: median {t['median_ratio']:.2f}, worst "
+                           f"{t['worst_ratio']:.2f} over {len(t['rows'])} photos."), ""]
+    return "\n".join(lines)
+
+
+def plot_designs(photos: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(photos)
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    colors = {"iid": "tab:red", "balanced": "tab:blue"}
+    for ax, r in zip(axes.ravel(), photos):
+        for s, style in (("logits", "-"), ("softmax", ":")):
+            for design in r["designs"]:
+                for k, run in enumerate(r["runs"][design]):
+                    ax.plot(np.asarray(run["count"]) + 1, run[f"{s}/centered"], style,
+                            color=colors.get(design, "k"), lw=1.1,
+                            alpha=0.9 if k == 0 else 0.4,
+                            label=f"{design}, {s}" if k == 0 else None)
+        for q in QUALITIES:
+            ax.axhline(q, color="grey", lw=0.6, ls="--")
+        ax.set_xscale("log")
+        ax.set_ylim(0.5, 1)
+        ax.set_title(f"{r['photo']}: {r['label']}", fontsize=9)
+        ax.set_xlabel("inferences", fontsize=8)
+        ax.set_ylabel("Pearson r vs converged", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=6, loc="lower right")
+    fig.suptitle("RISE mask designs, centered estimator, EfficientNet-Lite0 224, num_cells 8 "
+                 "(solid: logits, dotted: softmax)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main_designs(args: argparse.Namespace) -> int:
+    """``--mask-design A B``: each photo's curves with both designs; the summary over every
+    photo done with these two designs."""
+    t0 = time.perf_counter()
+    report = Report("rise_designs_confirm", args)
+    photo_dir = report.path.parent / "rise_designs_confirm_photos"
+    photo_dir.mkdir(parents=True, exist_ok=True)
+    todo = args.photos or ["coffee"]
+    runner = Runner()
+    last = None
+    for i, photo in enumerate(todo):
+        elapsed = time.perf_counter() - t0
+        if i and elapsed + (last or 0) > args.budget:
+            log(f"time budget: stopping after {elapsed:.0f} s; resume with --photos "
+                f"{' '.join(todo[i:])}")
+            break
+        res = do_photo_designs(photo, args, runner)
+        atomic_write(photo_dir / f"{photo}.json", json.dumps(res, default=float).encode())
+        last = res["seconds"]
+        log(f"{photo}: done in {last:.0f} s")
+    del runner
+    photos = [json.loads((photo_dir / f"{p}.json").read_text()) for p in SAMPLE_IMAGES
+              if (photo_dir / f"{p}.json").is_file()]
+    photos = [r for r in photos if r["designs"] == list(args.mask_design)]
+    summary = designs_summary(photos, research_ratios())
+    plot_designs(photos, report.path.with_suffix(".png"))
+    report.write({"summary": summary}, lambda rep: designs_markdown(summary, rep.header()))
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.split("\n\n")[0], rounds=3, quick_rounds=1, devices=False)
     p.add_argument("--photos", nargs="+", default=None, choices=SAMPLE_IMAGES,
                    help="photos to (re)do; default: all not done yet (--quick: coffee)")
     p.add_argument("--runs", type=int, default=None,
-                   help="curve runs per photo (default 2; --quick 1)")
+                   help="curve runs per photo (default 2; --quick 1; two designs: 3, --quick 1)")
     p.add_argument("--curve-masks", type=int, default=None,
-                   help="masks per curve run (default 20480; --quick 4096)")
+                   help="masks per curve run (default 20480; --quick 4096; two designs: 2048, "
+                        "--quick 1024)")
     p.add_argument("--max-half", type=int, default=49152,
                    help="most masks per half for a converged map")
     p.add_argument("--budget", type=float, default=1080,
                    help="stop starting new photos after this many seconds")
+    p.add_argument("--mask-design", nargs="+", default=["iid"], choices=MASK_DESIGNS,
+                   help="the curves' mask design (default iid, as results/rise_quality.*); two "
+                        "designs (e.g. iid balanced): compare them side by side instead "
+                        "(results/rise_designs_confirm.*)")
     p.epilog = "--rounds: interleaved rounds of the seconds-per-mask measurement."
     args = finish_args(p.parse_args(argv))
+    if len(args.mask_design) > 2 or len(set(args.mask_design)) != len(args.mask_design):
+        p.error("--mask-design takes one design, or two different ones to compare, got "
+                f"{' '.join(args.mask_design)}")
+    for name in ("runs", "curve_masks"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if len(args.mask_design) == 2:
+        if args.runs is None:
+            args.runs = 1 if args.quick else 3
+        if args.curve_masks is None:
+            args.curve_masks = 1024 if args.quick else 2048
+        return main_designs(args)
     if args.runs is None:
         args.runs = 1 if args.quick else 2
     if args.curve_masks is None:
         args.curve_masks = 4096 if args.quick else 20480
     t0 = time.perf_counter()
     xai = reference(args)
-    report = Report("rise_quality", args)
-    photo_dir = report.path.parent / "rise_quality_photos"
+    design = args.mask_design[0]
+    name = "rise_quality" if design == "iid" else f"rise_quality_{design}"
+    report = Report(name, args)  # one folder of photos per design: never mixed or overwritten
+    photo_dir = report.path.parent / f"{name}_photos"
     photo_dir.mkdir(parents=True, exist_ok=True)
     if args.photos is None:
         todo = [p for p in (["coffee"] if args.quick else SAMPLE_IMAGES)
