@@ -46,11 +46,11 @@
       "<h1>" + esc(meta.title) + "</h1>" +
       '<dl><dt>command</dt><dd><code id="command">' + esc(meta.command) + "</code></dd>" +
       "<dt>versions</dt><dd id=\"versions\">" + esc(versions) + "</dd>" +
-      "<dt>model</dt><dd>" + esc(meta.model.source || "") + " on " +
-      esc((meta.device || {}).name || "") + "</dd>" +
+      "<dt>model</dt><dd>" + esc((meta.model || {}).source || "?") + " on " +
+      esc((meta.device || {}).name || "?") + "</dd>" +
       "<dt>method</dt><dd>" + esc(meta.task) + ", " + esc(meta.method) + " (" +
       esc(meta.mode) + ") " + (kwargs === "{}" ? "" : esc(kwargs)) + "; targets " +
-      esc(meta.targets) + "; labels " + esc(meta.labels || "class indices") + "</dd>" +
+      esc(meta.targets === "-1" || meta.targets === -1 ? "all" : meta.targets) + "; labels " + esc(meta.labels || "class indices") + "</dd>" +
       "<dt>images</dt><dd>" + esc(s.done || 0) + " done, " + esc(s.skipped || 0) +
       " skipped, " + '<span class="bad">' + esc(s.failed || 0) + " failed</span>" +
       (meta.ignored ? ", " + esc(meta.ignored) + " ignored" : "") + "; " +
@@ -144,8 +144,9 @@
     $("class-filter").disabled = false;
     $("sort").disabled = false;
     $("status").textContent = "";
-    document.body.setAttribute("data-loaded", "all");
     update();
+    document.body.setAttribute("data-loaded", "all");
+    document.body.setAttribute("data-all-rows-ms", performance.now().toFixed(1));
   }
 
   R.shard = function (n, rows) {
@@ -155,6 +156,9 @@
       state.rows = rows;
       render();
       document.body.setAttribute("data-loaded", "first");
+      // milliseconds from the start of the page's navigation to its first page of rows
+      document.body.setAttribute("data-first-page-ms", performance.now().toFixed(1));
+      for (var k = 1; k < meta.shards.length; k++) { loadShard(k); }
     }
     if (state.loaded === meta.shards.length) { allLoaded(); } else {
       $("status").textContent = "loading rows: " + state.loaded + " of " +
@@ -171,13 +175,15 @@
     $("prev").addEventListener("click", function () { state.page--; render(); });
     $("next").addEventListener("click", function () { state.page++; render(); });
     if (!meta.shards.length) { allLoaded(); return; }
-    meta.shards.forEach(function (name) {
-      var s = document.createElement("script");
-      s.src = "data/" + encodeURIComponent(name);
-      s.async = false;  // in order: the first shard first
-      s.onerror = function () { $("status").textContent = "missing data file data/" + name; };
-      document.body.appendChild(s);
-    });
+    loadShard(0);
+  }
+
+  // the first shard alone, so that the first page shows at once; the others after it
+  function loadShard(n) {
+    var name = meta.shards[n], s = document.createElement("script");
+    s.src = "data/" + encodeURIComponent(name);
+    s.onerror = function () { $("status").textContent = "missing data file data/" + name; };
+    document.body.appendChild(s);
   }
 
   load();
