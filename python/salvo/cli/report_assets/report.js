@@ -28,7 +28,10 @@
     if (row[F.status] === "failed") { return "f:"; }
     if (row[F.label] !== null) { return "c:" + row[F.label]; }
     if (row[F["class"]] !== null) { return "c:class " + row[F["class"]]; }
-    return "c:" + (row[F.target] === null ? "(no target)" : String(row[F.target]));
+    if (row[F.target] === null) {
+      return meta.task === "detection" ? "c:(no box found)" : "c:(no target)";
+    }
+    return "c:" + String(row[F.target]);
   }
 
   function img(path, alt, link) {
@@ -49,8 +52,9 @@
       "<dt>model</dt><dd>" + esc((meta.model || {}).source || "?") + " on " +
       esc((meta.device || {}).name || "?") + "</dd>" +
       "<dt>method</dt><dd>" + esc(meta.task) + ", " + esc(meta.method) + " (" +
-      esc(meta.mode) + ") " + (kwargs === "{}" ? "" : esc(kwargs)) + "; targets " +
-      esc(meta.targets === "-1" || meta.targets === -1 ? "all" : meta.targets) + "; labels " + esc(meta.labels || "class indices") + "</dd>" +
+      esc(meta.mode) + ")" + (kwargs === "{}" ? "" : " " + esc(kwargs)) + "; targets " +
+      esc(meta.targets === "-1" || meta.targets === -1 ? "all" : meta.targets) + "; labels " +
+      esc(meta.labels || (meta.task === "detection" ? "the detector's" : "class indices")) + "</dd>" +
       "<dt>images</dt><dd>" + esc(s.done || 0) + " done, " + esc(s.skipped || 0) +
       " skipped, " + '<span class="bad">' + esc(s.failed || 0) + " failed</span>" +
       (meta.ignored ? ", " + esc(meta.ignored) + " ignored" : "") + "; " +
@@ -74,6 +78,9 @@
       var r = state.rows[index], failed = r[F.status] === "failed";
       var label = r[F.label] !== null ? r[F.label] :
         (r[F["class"]] !== null ? "class " + r[F["class"]] : "");
+      if (!failed && r[F.target] === null && r[F.output] === null) {
+        label = meta.task === "detection" ? "(no box found)" : "(no target)";
+      }
       if (r[F.box]) { label += " (box " + r[F.target] + ")"; }
       var overlay = r[F.thumb_overlay] || (meta.overlay ? r[F.thumb_map] : null);
       html.push(
@@ -89,7 +96,8 @@
         '<td class="num">' + esc(r[F.inferences] === null ? "" : r[F.inferences]) + "</td>" +
         '<td class="num">' + esc(r[F.seconds] === null ? "" : r[F.seconds]) + "</td>" +
         '<td class="status">' + esc(r[F.status]) +
-        (r[F.reason] ? '<div class="reason">' + esc(r[F.reason]) + "</div>" : "") + "</td></tr>");
+        (r[F.reason] ? '<div class="' + (failed ? "reason" : "note") + '">' + esc(r[F.reason]) +
+         "</div>" : "") + "</td></tr>");
     });
     document.querySelector("#rows tbody").innerHTML = html.join("");
     $("page-info").textContent = "page " + (state.page + 1) + " of " + pages + " (" +
