@@ -490,7 +490,7 @@ def test_no_docstring_points_outside_the_repository():
 def _development_block() -> list[str]:
     text = README.read_text(encoding="utf-8")
     section = text[text.index("## Development"):]
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert block, "README's Development section has no bash block"
     return [line for line in block.group(1).splitlines() if line.strip()]
 

@@ -24,6 +24,7 @@ Their paths, relative to the output folder, are in the image's manifest record (
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shlex
@@ -308,7 +309,7 @@ def write_report(out: Path, data: Mapping[str, Any]) -> Path:
     while bounds[-1] < len(rows):
         bounds.append(min(len(rows), bounds[-1] + SHARD_ROWS))
     shards = []
-    for n, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for n, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         shard = f"{token}-{n:04d}.js"
         text = f"SALVO_REPORT.shard({n}, {_js(rows[lo:hi])});\n"
         _write(data_dir / shard, text.encode())
