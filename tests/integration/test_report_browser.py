@@ -246,3 +246,10 @@ def test_a_report_of_100000_rows_opens_on_its_first_page(browser, tmp_path, reco
                f"all rows {everything:.0f} ms")
     record_property("timing", message)
     print(message)
+
+
+def test_a_missing_chromium_fails_with_the_install_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no chromium, no chromedriver
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium "
+                                                    "chromium-driver"):
+        _browser_paths()
