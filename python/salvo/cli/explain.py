@@ -724,7 +724,7 @@ class ExplainRun:
                     "images": list(manifest.images.values())}
             try:
                 write_report(self.out, data)
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - a view of the manifest: never fail the run
                 say(f"salvo: error: could not write the report {self.out / REPORT}: {exc}")
 
     def _progress_bar(self, total: int | None) -> Any:
