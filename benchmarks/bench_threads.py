@@ -118,7 +118,7 @@ def engine_rows(args: Any) -> list[dict[str, Any]]:
                for k, v in settings.items()}
     first = engines["LATENCY, 1 request (0.1)"]
     expected = [first.infer_items(a)[-1] for a in x]
-    calls = 16 if args.quick else 48
+    calls = 16 if args.quick else args.engine_calls
     variants = {}
     for k, engine in engines.items():
         def call(i: int, engine: InferenceEngine = engine) -> None:
@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engines", action="store_true",
                    help="compare white-box engine settings instead")
     p.add_argument("--rise-masks", type=int, default=500, help="masks per RISE call")
+    p.add_argument("--engine-calls", type=int, default=48,
+                   help="--engines: calls per measurement (longer measurements, less noise)")
     args = finish_args(p.parse_args(argv))
     args.calls = {"rise": 4, "aise": 4, "reciprocam": 64, "activationmap": 64}
     if args.quick:
