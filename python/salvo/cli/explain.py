@@ -92,6 +92,7 @@ logger = logging.getLogger(__name__)
 
 #: ``--flag`` → method keyword, passed to the Explainer when given.
 _METHOD_FLAGS = ("preset", "num_masks", "num_cells", "prob", "seed", "mask_design",
+                 "target_reliability",
                  "num_iterations_per_kernel", "kernel_widths", "solver_epsilon", "batch_size",
                  "num_requests", "precision")
 

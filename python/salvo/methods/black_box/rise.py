@@ -128,9 +128,6 @@ RELIABILITY_IID_UNIT = 64
 #: Reliability: the reported (conservative) value uses the noise estimate plus this many of its
 #: standard errors.
 RELIABILITY_Z = 1.0
-#: Reliability: degrees of freedom per fold credited to a noise estimate at most (see
-#: :meth:`Accumulator.reliability`).
-RELIABILITY_DOF = 64
 
 
 @dataclass(frozen=True)
@@ -171,15 +168,15 @@ class RISEParams(MethodParams):
         Only ``prob == 0.5`` has a balanced design; with any other ``prob`` the masks are iid. ``estimator="plain"`` with
         ``mask_design="iid"`` is the reference's RISE.
     target_reliability
-        Stop once the reliability (:attr:`RISEResult.reliability`, a conservative estimate of
+        Stop once the reliability (``Explanation.reliability``: a conservative estimate of
         each map's correlation with the map of infinitely many masks) of EVERY explained target
         reaches this value, in (0, 1); checked at deterministic mask counts (multiples of
-        :func:`reliability_step`), so the stopping point and the map do not depend on batch
-        size, requests or timing; ``num_masks`` caps the run. ``None`` (default) runs all
-        masks. With all classes as targets (``targets=-1`` on a model without a top-k
-        filter), every class must reach it: classes whose scores barely react to the masks
-        never do, and the run uses all ``num_masks``; give the targets of interest instead.
-        Combined with ``tolerance``, the run stops at whichever stops it first.
+        :func:`reliability_step`: 128 masks for 8 x 8 balanced cells), so the stopping point
+        and the map do not depend on batch size, requests or timing; ``num_masks`` caps the
+        run. ``None`` (default) runs all masks. With ``targets=-1`` (all classes) every class
+        must reach it: classes whose scores barely react to the masks never do, and the run
+        uses all ``num_masks``; name the targets of interest instead. Combined with
+        ``tolerance``, the run stops at whichever stops it first.
     """
 
     num_masks: int = 5000
@@ -356,8 +353,11 @@ class Accumulator:
         shape: tuple[int, int] | None = None,
         fold_unit: int = RELIABILITY_IID_UNIT,
         target_reliability: float | None = None,
+        noise_dof: int = 81,
     ) -> None:
         self.estimator = estimator
+        #: degrees of freedom of one fold's noise map at most (``(num_cells + 1)**2``)
+        self.noise_dof = int(noise_dof)
         self.target_reliability = target_reliability
         self.fold_unit = int(fold_unit)
         #: masks between two ``target_reliability`` checks (whole fold units, whole chunks)
@@ -477,7 +477,8 @@ class Accumulator:
         q = n[:, None] * (resid ** 2).sum(axis=2)  # (K', T)
         sigma2 = q.sum(axis=0) / (folds - 1)
         se = math.sqrt(folds) * q.std(axis=0, ddof=1) / (folds - 1)
-        se = np.maximum(se, sigma2 * math.sqrt(2.0 / ((folds - 1) * RELIABILITY_DOF)))
+        dof = min(self.noise_dof, self._fold_weighted.shape[2])
+        se = np.maximum(se, sigma2 * math.sqrt(2.0 / ((folds - 1) * dof)))
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = 1.0 - sigma2 / total / spatial
             rho_low = 1.0 - (sigma2 + RELIABILITY_Z * se) / total / spatial
@@ -730,7 +731,8 @@ def run_rise(
                       tolerance=params.tolerance, check_every=params.check_every,
                       on_check=on_check, shape=(height, width),
                       fold_unit=reliability_unit(params),
-                      target_reliability=params.target_reliability)
+                      target_reliability=params.target_reliability,
+                      noise_dof=(params.num_cells + 1) ** 2)
     in_flight: dict[int, np.ndarray] = {}
 
     free: list[np.ndarray] = []  # mask buffers of finished batches, reused
@@ -1095,7 +1097,8 @@ class RISE(BlackBoxXAIMethod):
                                           check_every=params.check_every,
                                           shape=(height, width),
                                           fold_unit=reliability_unit(params),
-                                          target_reliability=params.target_reliability)
+                                          target_reliability=params.target_reliability,
+                                          noise_dof=(params.num_cells + 1) ** 2)
                     run.consumed = 1
                     advance(run, 1)
                     continue
