@@ -52,6 +52,10 @@ What the maps guarantee (:class:`Accumulator` has the details):
   scale-invariant in the same way, but not offset-invariant, and no implementation makes it so
   (an offset ``c`` adds ``c * sum_i m_i``, and the number of masks covering a pixel varies by
   about ``sqrt(N p (1 - p))`` from pixel to pixel, which min-max scaling does not remove).
+- Every map reports a reliability (:meth:`Accumulator.reliability`): a conservative estimate,
+  from interleaved folds of its own masks, of its correlation with the map of infinitely many
+  masks; ``target_reliability`` stops a run once every target's reaches it, at deterministic
+  mask counts. The extra fold sums do not change the map.
 - A target whose scores do not vary over the masks by more than ``2**-23`` (float32's machine
   epsilon) times their largest magnitude gets a flat map (zeros, or zeros in float32 unscaled)
   and an :class:`~salvo.errors.UninformativeMapWarning`; :attr:`RISEResult.flat` marks it.
@@ -338,7 +342,12 @@ class Accumulator:
     :data:`RELIABILITY_FOLDS` interleaved folds (mask ``i`` to fold ``(i // fold_unit) % K``: a
     function of the mask index alone, so of neither batches nor chunks), each fold keeping its
     own ``sum d_i m_i`` and ``sum m_i`` on a pooled grid of at most :data:`RELIABILITY_GRID`
-    cells per axis, in float64. These extra sums never touch the full map's.
+    cells per axis, in float64. These extra sums never touch the full map's. ``shape`` is the
+    map's ``(height, width)`` (default ``(1, num_pixels)``), ``fold_unit`` the masks dealt to a
+    fold in a row (:func:`reliability_unit`), ``noise_dof`` the most degrees of freedom one
+    fold's noise map is credited with (``(num_cells + 1)**2``). With ``target_reliability``,
+    every :attr:`reliability_step` masks the accumulator stops (as with ``tolerance``) once
+    every target's reliability bound reaches it.
     """
 
     def __init__(
@@ -409,7 +418,9 @@ class Accumulator:
         ``on_check`` is called and, with a ``tolerance``, convergence is tested: once the [0,
         1]-scaled maps changed by less than the tolerance (mean absolute change, worst target)
         since the previous check, the accumulator stops there, drops what follows, and ``add``
-        returns ``True``.
+        returns ``True``. With a ``target_reliability`` the same happens, every
+        :attr:`reliability_step` masks, once every target's :meth:`reliability` bound reaches
+        it (NaN never does).
         """
         if self.converged:
             return True
@@ -453,11 +464,17 @@ class Accumulator:
         ``rho = 1 - noise / V`` estimates the correlation of two independent full maps
         (Spearman-Brown for ``K'`` folds) and ``sqrt(rho)`` the correlation of the map with the
         converged map: ``estimate``. ``bound`` replaces the noise by the noise plus
-        :data:`RELIABILITY_Z` standard errors of its estimate (from the spread of the folds'
-        terms, at least that of a chi-square estimate with ``(K' - 1) * c`` degrees of freedom,
-        ``c`` the pooled map's cells... see ``docs/numerics.md``), so it is rarely above the
-        truth. Both are clipped at 0 and NaN for a flat target, a map with no spatial variance,
-        or fewer than two non-empty folds.
+        :data:`RELIABILITY_Z` standard errors of its estimate: the larger of the spread of the
+        folds' terms and the error of a chi-square estimate with ``(K' - 1) * d`` degrees of
+        freedom, ``d = min(noise_dof, pooled pixels)`` (a fold's noise map lives in about
+        ``(num_cells + 1)**2`` dimensions), so it is rarely above the truth. Both are clipped
+        to [0, 1], and NaN for a flat target, a map with no spatial variance, or fewer than two
+        non-empty folds (the value a run reports is NaN below two fold units of masks).
+
+        Returns
+        -------
+        bound, estimate
+            ``(T,)`` float64 each; ``bound <= estimate`` wherever both are finite.
         """
         num_targets = self.weighted.shape[0]
         nan = np.full(num_targets, np.nan)
