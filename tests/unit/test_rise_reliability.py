@@ -301,3 +301,30 @@ def test_reliability_of_targets_in_many_target_chunks_does_not_depend_on_batches
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.isfinite(results[0][0]).all()
+
+
+def test_many_target_stop_is_the_first_check_where_every_target_passes():
+    """The stopping check looks at the targets that failed last time first; it must still stop
+    exactly where every target's bound first reaches the target, not earlier or later."""
+    rng = np.random.default_rng(2)
+    num = 4096
+    masks = rng.integers(0, 2, (num, 64)).astype(np.float32)
+    noise = rng.normal(size=(num, 20)) * np.linspace(0.5, 6.0, 20)
+    scores = masks @ rng.normal(size=(64, 20)) + noise
+    seen: dict[int, np.ndarray] = {}
+
+    def record(count: int, acc: Accumulator) -> None:
+        seen[count] = acc.reliability()[0]
+        np.testing.assert_allclose(acc.reliability(np.array([3, 17]))[0],
+                                   seen[count][[3, 17]], rtol=1e-12)
+
+    free = Accumulator(20, 64, shape=(8, 8), fold_unit=64, on_check=record, check_every=256)
+    free.add(masks, scores)
+    passing = [c for c in sorted(seen) if (seen[c] >= 0.94).all()]
+    assert passing and passing[0] < num  # the study stops somewhere inside the run
+    stopped = Accumulator(20, 64, shape=(8, 8), fold_unit=64, target_reliability=0.94)
+    for start in range(0, num, 100):
+        if stopped.add(masks[start:start + 100], scores[start:start + 100]):
+            break
+    assert stopped.converged and stopped.count == passing[0]
+    assert (stopped.reliability()[0] >= 0.94).all()

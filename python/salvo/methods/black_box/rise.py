@@ -383,6 +383,7 @@ class Accumulator:
         self._fold_weighted = np.zeros((RELIABILITY_FOLDS, num_targets, grid_h * grid_w))
         self._fold_mask_sum = np.zeros((RELIABILITY_FOLDS, grid_h * grid_w))
         self._fold_count = np.zeros(RELIABILITY_FOLDS, np.int64)
+        self._not_reliable: np.ndarray | None = None  # targets that failed the last check
         self.tolerance = tolerance
         self.check_every = check_every
         self.on_check = on_check
@@ -445,12 +446,21 @@ class Accumulator:
         return False
 
     def _reliable(self) -> bool:
+        # the targets that failed the last check first: most checks end there, cheaply
+        # (hundreds of targets); NaN (no information) never passes
+        first = self._not_reliable
+        if first is not None and len(first) < self.weighted.shape[0]:
+            bound = self.reliability(first)[0]
+            failed = first[~(bound >= self.target_reliability)]
+            if len(failed):
+                self._not_reliable = failed
+                return False
         bound = self.reliability()[0]
         logger.debug("RISE reliability at %d masks: %s", self.count, bound)
-        # NaN (no information) never passes
-        return bool(np.all(bound >= self.target_reliability))
+        self._not_reliable = np.flatnonzero(~(bound >= self.target_reliability))
+        return not len(self._not_reliable)
 
-    def reliability(self) -> tuple[np.ndarray, np.ndarray]:
+    def reliability(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each target's map reliability over the masks folded so far: ``(bound, estimate)``,
         two ``(T,)`` float64 arrays, estimates of the correlation (over pixels, on the pooled
         grid) between the map and the map infinitely many masks would give.
@@ -471,21 +481,28 @@ class Accumulator:
         to [0, 1], and NaN for a flat target, a map with no spatial variance, or fewer than two
         non-empty folds (the value a run reports is NaN below two fold units of masks).
 
+        Parameters
+        ----------
+        rows
+            Target positions to compute (default: all).
+
         Returns
         -------
         bound, estimate
-            ``(T,)`` float64 each; ``bound <= estimate`` wherever both are finite.
+            ``(T,)`` (or ``(len(rows),)``) float64 each; ``bound <= estimate`` wherever both
+            are finite.
         """
-        num_targets = self.weighted.shape[0]
-        nan = np.full(num_targets, np.nan)
+        rows = np.arange(self.weighted.shape[0]) if rows is None else np.asarray(rows, np.intp)
+        nan = np.full(len(rows), np.nan)
         used = self._fold_count > 0
         folds = int(used.sum())
         if folds < 2:
             return nan, nan.copy()
         n = self._fold_count[used].astype(np.float64)
         total = float(n.sum())
-        shift = self._finish_args(self.estimator)[0]  # in the sums' units, like the weights
-        v = self._fold_weighted[used] - shift[None, :, None] * self._fold_mask_sum[used][:, None]
+        shift = self._finish_args(self.estimator)[0][rows]  # in the sums' units
+        v = (self._fold_weighted[np.flatnonzero(used)[:, None], rows[None, :]]
+             - shift[None, :, None] * self._fold_mask_sum[used][:, None])
         full = v.sum(axis=0) / total
         full_c = full - full.mean(axis=1, keepdims=True)
         spatial = (full_c ** 2).sum(axis=1)
@@ -499,7 +516,7 @@ class Accumulator:
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = 1.0 - sigma2 / total / spatial
             rho_low = 1.0 - (sigma2 + RELIABILITY_Z * se) / total / spatial
-        bad = self.flat_targets() | ~(spatial > 0) | ~np.isfinite(rho)
+        bad = self.flat_targets()[rows] | ~(spatial > 0) | ~np.isfinite(rho)
         estimate = np.where(bad, np.nan, np.sqrt(np.clip(rho, 0.0, 1.0)))
         bound = np.where(bad, np.nan, np.sqrt(np.clip(rho_low, 0.0, 1.0)))
         return bound, estimate
