@@ -32,7 +32,7 @@ SIZE, CELLS = 12, 3
 QUADRATIC = 8.0
 
 
-# ------------------------------------------------------------------ a model linear in the mask
+# ------------------------------------------ a planted model whose expected map is known exactly
 
 
 @pytest.fixture(scope="module")
