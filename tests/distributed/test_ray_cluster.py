@@ -84,7 +84,7 @@ def command(data, out: Path, *extra: str, photos: Path | None = None) -> list[st
 
 
 def maps_in(out: Path) -> dict[str, bytes]:
-    """Every map file under ``out`` (relative path → bytes)."""
+    """Every map file under ``out``, the report's thumbnails too (relative path → bytes)."""
     return {p.relative_to(out).as_posix(): p.read_bytes()
             for p in sorted(out.rglob("*")) if p.suffix in (".jpg", ".npy")}
 
@@ -318,6 +318,12 @@ def test_ray_without_an_address_starts_a_local_ray(data, cluster, reference, tmp
     assert f"{NUM_IMAGES // 2} done" in done.stdout
     expected = {name[2:]: blob for name, blob in reference["maps"].items()
                 if name.startswith("a/")}
+    thumbs = "report/thumbs/"  # the report's thumbnails mirror the outputs: input/a/…, map/a/…
+    for name, blob in reference["maps"].items():
+        kind, _, rest = name.removeprefix(thumbs).partition("/")
+        if name.startswith(thumbs) and rest.startswith("a/"):
+            expected[f"{thumbs}{kind}/{rest[2:]}"] = blob
+    assert any(name.startswith(thumbs) for name in expected)
     assert maps_in(out) == expected
     manifest, _ = consistent(out)
     assert manifest["runner"]["address"] is None and manifest["runner"]["nodes"] == 1

@@ -73,7 +73,7 @@ def test_outputs_are_named_after_input_and_label_with_the_input_size(first_run, 
     assert first_run["code"] == 1, "a failed image makes the exit status non-zero"
     names = sorted(p.name for p in out.iterdir())
     expected = sorted([f"shot{k}.png.{LABELS[k]}.{ext}" for k in range(3) for ext in ("jpg", "npy")]
-                      + ["manifest.json", "results.parquet"])
+                      + ["manifest.json", "report", "results.parquet"])
     assert names == expected, "top1 is the planted class of each photo; nothing else written"
     for k in range(3):
         picture = cv2.imread(str(out / f"shot{k}.png.{LABELS[k]}.jpg"))
@@ -246,7 +246,20 @@ def test_only_bad_images_fail_with_a_reason(files, tmp_path, capsys):
                  str(out), "--preprocess", "unit", "--no-progress", *F32])
     assert code == 1
     assert "0 done, 0 skipped, 1 failed" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "results.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "report", "results.parquet"]
+    assert not (out / "report" / "thumbs").exists(), "no thumbnail of an image never read"
+
+
+def test_no_report_writes_no_report_and_no_thumbnails(files, tmp_path, capsys):
+    out = tmp_path / "plain"
+    code = main(["explain", files["model"], str(files["photos"] / "shot0.png"), "--out",
+                 str(out), "--preprocess", "unit", "--no-progress", "--no-report", *F32])
+    assert code == 0
+    assert "index.html" not in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "results.parquet",
+                                                     "shot0.png.0.jpg"]
+    (record,) = json.loads((out / "manifest.json").read_text())["images"]
+    assert "thumbs" not in record
 
 
 @pytest.mark.parametrize("method", ["rise", "aise"])

@@ -64,3 +64,16 @@ def test_detector_maps_show_their_box_and_the_manifest_names_the_class(tmp_path)
             column = smap[lo:hi, max(0, x - 2) : x + 3]
             assert near_white(column).reshape(hi - lo, -1).any(axis=1).mean() > 0.9
         assert not near_white(smap[lo:hi, left + 20 : right - 20]).mean() > 0.01
+    # the report: a thumbnail of each box's map (its box drawn), one row per box, named person
+    thumbs = record["thumbs"]
+    assert len(thumbs["maps"]) == len(thumbs["overlays"]) == len(record["outputs"])
+    for rel in thumbs["maps"]:
+        small = cv2.imread(str(out / rel))
+        assert small is not None and max(small.shape[:2]) == 160
+        assert near_white(small[:, :, ::-1]).any(), "the box shows in the thumbnail"
+    from salvo.cli.report import ROW_FIELDS, report_rows
+
+    rows = [dict(zip(ROW_FIELDS, row)) for row in report_rows(data["images"])]
+    assert [r["label"] for r in rows] == ["person"] * len(record["targets"])
+    assert all(r["box"] == t["box"] for r, t in zip(rows, record["targets"]))
+    assert (out / "report" / "index.html").is_file()

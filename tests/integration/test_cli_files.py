@@ -70,8 +70,10 @@ def manifest(out: Path) -> dict:
     return json.loads((out / "manifest.json").read_text())
 
 
-def files_under(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+def files_under(root: Path, report: bool = False) -> list[str]:
+    """Files under ``root`` (relative POSIX paths); those of ``report/`` only if ``report``."""
+    names = (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    return sorted(n for n in names if report or not n.startswith("report/"))
 
 
 def outputs_of(data: dict, root: Path) -> dict[str, list[str]]:
@@ -398,6 +400,15 @@ def test_a_killed_run_resumes_without_losing_or_redoing_anything(planted, model_
     listed = {o for r in data["images"] for o in r["outputs"] + r["raw"]}
     assert set(files_under(out)) == listed | {"manifest.json", "results.parquet"}, \
         "no file the manifest misses"
+    thumbs = {t for r in data["images"] for t in [r["thumbs"]["input"], *r["thumbs"]["maps"],
+                                                 *r["thumbs"]["overlays"]]}
+    assert len(thumbs) == 3 * len(names)  # input, map, overlay (one target each)
+    report = {n for n in files_under(out, report=True) if n.startswith("report/")}
+    pages = {n for n in report - thumbs if not n.startswith("report/data/")}
+    assert pages == {"report/index.html", "report/report.js", "report/report.css"}
+    assert all(n.startswith("report/thumbs/") for n in thumbs) and thumbs <= report, \
+        "every thumbnail the manifest lists is there, none it misses"
+    assert not {n for n in report - thumbs if n.startswith("report/thumbs/")}
     table = pq.read_table(out / "results.parquet").to_pylist()
     assert sorted((row["input"], row["output"]) for row in table) == sorted(
         (r["input"], o) for r in data["images"] for o in r["outputs"]), \

@@ -127,6 +127,8 @@ def oracle_targets(t):
         k = _name_index(t)
         return None if k is None else [k]
     if isinstance(t, (list, tuple)) or (isinstance(t, np.ndarray) and t.ndim == 1):
+        if len(t) == 1 and _is_int(list(t)[0]) and int(np.asarray(list(t)[0])) == -1:
+            return [0, 1, 2]  # [-1] alone is every class, as the reference reads it
         out = []
         for v in list(t):
             if _is_int(v):

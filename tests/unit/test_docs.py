@@ -485,3 +485,19 @@ def test_no_docstring_points_outside_the_repository():
              for n, line in enumerate(path.read_text("utf-8").splitlines(), 1)
              if pattern.search(line)]
     assert found == []
+
+
+def _development_block() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Development"):]
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert block, "README's Development section has no bash block"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_ci_runs_exactly_the_readme_development_commands():
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    setup = ("#", "set ", "cd ", "export ")
+    commands = [line for line in ci if line.strip() and not line.startswith(setup)]
+    assert commands == _development_block()
+    assert "apt-get install -y chromium chromium-driver" in commands, "the browser tests need it"

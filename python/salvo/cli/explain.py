@@ -63,6 +63,7 @@ from salvo.cli.models import (
     parse_targets,
     target_text,
 )
+from salvo.cli.report import REPORT, thumbnail, write_report, write_thumbnails
 from salvo.cli.shared import check_writable_folder, device_name, say, versions
 from salvo.cli.table import (
     NO_PYARROW_NOTE,
@@ -458,6 +459,9 @@ class ImageWorker:
         self.out = out
         self.call_kwargs = call_kwargs
         self.where = where or local_worker()
+        #: thumbnails of the pictures loaded and not yet recorded, by task key (the report)
+        self._pictures: dict[str, np.ndarray] = {}
+        self.report = not getattr(args, "no_report", False)
 
     def loader(self, task: ImageTask, image: np.ndarray | None = None
                ) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
@@ -475,6 +479,8 @@ class ImageWorker:
             task.info["region"] = [y0, y1, x0, x1]
             picture = shrink_to(rgb[y0:y1, x0:x1], args.max_size)
             del rgb
+            if self.report:
+                self._pictures[task.key] = thumbnail(picture)
             return x, picture
         return load
 
@@ -509,10 +515,12 @@ class ImageWorker:
         t: ImageTask = result.tag
         record: dict[str, Any] = {"input": t.key, "name": t.name, "path": str(t.path), **t.info}
         e = result.explanation
+        picture = self._pictures.pop(t.key, None)
+        thumbs = None
         if result.error is None:
             try:
                 assert e is not None
-                written, raw_files = self._save(result, e, t)
+                written, raw_files, thumbs = self._save(result, e, t, picture)
                 if e.shape is not None and len(e.shape) >= 2:
                     record["output_size"] = [int(e.shape[0]), int(e.shape[1])]
             except Exception as exc:  # a write failed: this image only
@@ -533,6 +541,8 @@ class ImageWorker:
             inferences=int(result.num_inferences), seconds=round(result.seconds, 4),
             packed=result.packed, worker=self.where,
         )
+        if thumbs is not None:
+            record["thumbs"] = thumbs
         scores = result.scores
         if scores is not None and scores.size > 1:
             best = np.argsort(-scores, kind="stable")[:5]
@@ -540,10 +550,12 @@ class ImageWorker:
                                "score": float(scores[i])} for i in best]
         return record
 
-    def _save(self, result: BulkResult, e: Explanation, t: ImageTask
-              ) -> tuple[list[Path], list[str]]:
-        """Write the maps (and with ``--save-raw`` the raw ``.npy`` maps) of one image; return
-        the map files and the raw files (relative to ``--out``)."""
+    def _save(self, result: BulkResult, e: Explanation, t: ImageTask,
+              picture: np.ndarray | None) -> tuple[list[Path], list[str], dict[str, Any] | None]:
+        """Write the maps (and with ``--save-raw`` the raw ``.npy`` maps, unless
+        ``--no-report`` the report's thumbnails of ``picture`` and the maps) of one image;
+        return the map files, the raw files (relative to ``--out``) and the thumbnails'
+        record (``None`` with ``--no-report``)."""
         if self.setup.task is not Task.CLASSIFICATION:
             e = with_boxes(e, self.setup.labels, self.setup.info.size)
         folder = self.out / t.folder if t.folder else self.out
@@ -554,7 +566,12 @@ class ImageWorker:
                 npy = path.with_suffix(".npy")
                 atomic_write(npy, _npy_bytes(result.raw[key]))
                 raw_files.append(npy.relative_to(self.out).as_posix())
-        return written, raw_files
+        thumbs = None
+        if self.report:
+            thumbs = write_thumbnails(
+                self.out, t.name, picture, [e.saliency_map[k] for k in e.targets], written,
+                overlaid=bool(self.args.overlay), overlay_weight=float(self.args.overlay_weight))
+        return written, raw_files, thumbs
 
 
 def check_rgb(image: Any, name: str) -> np.ndarray:
@@ -721,6 +738,13 @@ class ExplainRun:
         else:
             drop_stale_table(self.out)
             say(NO_PYARROW_NOTE)
+        if not getattr(self.args, "no_report", False):
+            data = {**manifest.header, "summary": self.summary(),
+                    "images": list(manifest.images.values())}
+            try:
+                write_report(self.out, data)
+            except Exception as exc:  # noqa: BLE001 - a view of the manifest: never fail the run
+                say(f"salvo: error: could not write the report {self.out / REPORT}: {exc}")
 
     def _progress_bar(self, total: int | None) -> Any:
         if (total is not None and not total) or self.args.no_progress:
@@ -761,9 +785,11 @@ class ExplainRun:
         s = self.summary()
         rate = f", {s['images_per_second']:.2f} images/s" if s["images_per_second"] else ""
         table = f", table {self.out / TABLE}" if self.table is not None else ""
+        report = "" if getattr(self.args, "no_report", False) else \
+            f", report {self.out / REPORT / 'index.html'}"
         print(f"salvo explain: {self.done} done, {self.skipped} skipped, {self.failed} failed "
               f"in {s['seconds']:.1f} s{rate}{self.reliability_note()}; outputs in {self.out}/ "
-              f"(manifest {self.out / MANIFEST}{table})")
+              f"(manifest {self.out / MANIFEST}{table}{report})")
 
     def reliability_note(self) -> str:
         """``", map reliability median R (lowest L[, K without information])"`` over the maps

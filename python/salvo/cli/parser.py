@@ -51,6 +51,10 @@ outputs (in --out):
   results.parquet       with pyarrow (the table or ray extra): one row per image and target:
                         input, image size, target, label, score, method, inferences, seconds,
                         output files, host/node/pid; rewritten from the manifest at the end.
+  report/index.html     (unless --no-report) a page to browse the run in a web browser, from
+                        disk: thumbnails of each input beside its maps, label, score, method,
+                        inferences, time, the failures with their reasons; filter by class,
+                        sort by score, 50 rows a page; written from the manifest at the end.
   Two inputs never share an output; names longer than 255 bytes are shortened to a head and a
   hash. Files are written atomically; the manifest records each image as soon as its files are
   written, so a run that is killed loses nothing: running the same command again skips the
@@ -248,6 +252,8 @@ def _add_explain(sub: Any) -> None:
                         "allows)")
     g.add_argument("--force", action="store_true",
                    help="redo images whose outputs exist")
+    g.add_argument("--no-report", action="store_true",
+                   help="no report/ (the browsable HTML report) and no thumbnails")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = ex.add_argument_group("distributed (Ray; needs the ray extra: pip install "
                               "'salvo-xai[ray]')")
