@@ -319,3 +319,25 @@ def test_bench_quick_writes_json_markdown_and_chart(tmp_path, capsys):
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| CPU | rise/speed (128 masks)" in (out / "bench.md").read_text()
     assert not [p for p in os.listdir(out) if p.startswith(".")]
+
+
+def test_reliability_is_in_the_manifest_table_and_summary(files, tmp_path, capsys):
+    pq = pytest.importorskip("pyarrow.parquet", reason="pip install pyarrow")
+    out = tmp_path / "rel"
+    args = rise_args(files, out)
+    args[args.index("--num-masks") + 1] = "4096"
+    assert main([*args, "--target-reliability", "0.9"]) == 1  # the corrupt photo fails
+    stdout = capsys.readouterr().out
+    data = json.loads((out / "manifest.json").read_text())
+    done = [r for r in data["images"] if r["status"] == "done"]
+    assert len(done) == 3
+    values = []
+    for record in done:
+        (target,) = record["targets"]
+        assert 0.9 <= target["reliability"] <= 1.0
+        assert record["inferences"] < 4097  # it stopped at the requested reliability
+        values.append(target["reliability"])
+    table = pq.read_table(out / "results.parquet").to_pylist()
+    got = sorted(row["reliability"] for row in table if row["status"] == "done")
+    assert got == sorted(values)
+    assert f"map reliability median {float(np.median(values)):.3f}" in stdout

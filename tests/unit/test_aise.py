@@ -302,6 +302,7 @@ def test_box_k_map_peaks_in_box_k(planted, detector):
 def test_detection_maps_are_identical_across_batch_sizes(planted, model, detector):
     x = planted_image(planted, "random", seed=4)
     expected = detector.explain(x, -1, num_iterations_per_kernel=9, scale_output=False)
+    assert expected.reliability == {}  # AISE is not a Monte-Carlo average: no reliability
     for batch_size, num_requests in ((1, 1), (3, 2)):
         other = AISEDetection(model, make_detector(planted), precision=F32,
                               batch_size=batch_size, num_requests=num_requests,
@@ -316,6 +317,8 @@ def test_drise_box_k_map_peaks_in_box_k(planted, model):
     x = planted_image(planted, "uniform")
     result = drise.explain(x, [2, 0], num_masks=600, num_cells=7, seed=5)
     assert result.targets == [2, 0] and result.num_inferences == 601
+    assert set(result.reliability) == {2, 0}  # every D-RISE map reports its reliability
+    assert all(0.5 < v <= 1.0 for v in result.reliability.values()), result.reliability
     for i, k in enumerate([2, 0]):
         assert in_region(*peak(result.maps[i]), planted.regions[k]), f"box {k}"
         assert not in_region(*peak(result.maps[i]), planted.regions[1])

@@ -28,7 +28,7 @@ def with_boxes(e: Explanation, labels: Sequence[str] | None, input_size: tuple[i
         maps[key] = draw_detection(arr, p.bounding_box, text, input_size)
     return Explanation(maps, targets=e.targets, task=e.task, label_names=e.label_names,
                        predictions=e.predictions, num_inferences=e.num_inferences,
-                       method=e.method)
+                       method=e.method, reliability=e.reliability)
 
 
 def draw_detection(smap: np.ndarray, box: Sequence[float], text: str,

@@ -24,6 +24,7 @@ import argparse
 import ast
 import io
 import logging
+import math
 import os
 import re
 import socket
@@ -93,8 +94,17 @@ logger = logging.getLogger(__name__)
 
 #: ``--flag`` → method keyword, passed to the Explainer when given.
 _METHOD_FLAGS = ("preset", "num_masks", "num_cells", "prob", "seed", "mask_design",
+                 "target_reliability",
                  "num_iterations_per_kernel", "kernel_widths", "solver_epsilon", "batch_size",
                  "num_requests", "precision")
+
+
+def with_reliability(entry: dict[str, Any], value: float | None) -> dict[str, Any]:
+    """``entry`` with the map's ``reliability`` (RISE, D-RISE) when the method reported one;
+    ``None`` (JSON null) for NaN, a map without information."""
+    if value is not None:
+        entry["reliability"] = None if math.isnan(value) else round(float(value), 6)
+    return entry
 
 
 # ================================================================================ command line
@@ -526,7 +536,8 @@ class ImageWorker:
         record.update(
             status="done", outputs=[p.relative_to(self.out).as_posix() for p in written],
             raw=raw_files,
-            targets=[target_record(k, e.predictions.get(k), labels, task) for k in e.targets],
+            targets=[with_reliability(target_record(k, e.predictions.get(k), labels, task),
+                                      e.reliability.get(k)) for k in e.targets],
             inferences=int(result.num_inferences), seconds=round(result.seconds, 4),
             packed=result.packed, worker=self.where,
         )
@@ -618,6 +629,8 @@ class ExplainRun:
         self.error: BaseException | None = None
         self.t_start = time.perf_counter()
         self.seen: set[str] = set()
+        #: the maps' reliabilities (RISE, D-RISE) of the images explained in this run
+        self.reliabilities: list[float] = []
         method = explainer.explain_method.value if explainer.explain_method else None
         self.table: ResultsTable | None = ResultsTable(out, method) if have_pyarrow() else None
 
@@ -685,6 +698,11 @@ class ExplainRun:
             say(f"salvo: failed: {record.get('path')}: {record.get('reason')}")
         else:
             self.done += 1
+            if record.get("status") == "done":
+                for target in record.get("targets") or []:
+                    if "reliability" in target:
+                        value = target["reliability"]
+                        self.reliabilities.append(math.nan if value is None else float(value))
         manifest.add(record)
         self.wrote = True
         if self.table is not None:
@@ -770,8 +788,22 @@ class ExplainRun:
         report = "" if getattr(self.args, "no_report", False) else \
             f", report {self.out / REPORT / 'index.html'}"
         print(f"salvo explain: {self.done} done, {self.skipped} skipped, {self.failed} failed "
-              f"in {s['seconds']:.1f} s{rate}; outputs in {self.out}/ (manifest "
-              f"{self.out / MANIFEST}{table}{report})")
+              f"in {s['seconds']:.1f} s{rate}{self.reliability_note()}; outputs in {self.out}/ "
+              f"(manifest {self.out / MANIFEST}{table}{report})")
+
+    def reliability_note(self) -> str:
+        """``", map reliability median R (lowest L[, K without information])"`` over the maps
+        explained in this run that report one; empty when none does."""
+        if not self.reliabilities:
+            return ""
+        values = np.asarray(self.reliabilities)
+        finite = values[~np.isnan(values)]
+        missing = int(np.isnan(values).sum())
+        note = f", {missing} maps without information" if missing else ""
+        if not finite.size:
+            return note
+        return (f", map reliability median {float(np.median(finite)):.3f} "
+                f"(lowest {float(finite.min()):.3f}){note}")
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

@@ -80,7 +80,7 @@ outputs (in --out):
   The element type is always the model's. A uint8 input takes raw pixels (no normalisation).
 
 method parameters:
-  --preset, --num-masks, --num-cells, --prob, --seed, --mask-design (RISE),
+  --preset, --num-masks, --num-cells, --prob, --seed, --mask-design, --target-reliability (RISE),
   --num-iterations-per-kernel, --kernel-widths, --solver-epsilon (AISE), or any method keyword
   as --param KEY=VALUE (values are Python literals). A keyword no method knows is an error; one the chosen method does not
   use is a warning. With --task detection, --method rise is D-RISE and aise is AISE for boxes
@@ -195,6 +195,10 @@ def _add_explain(sub: Any) -> None:
     g.add_argument("--mask-design", choices=list(MASK_DESIGNS),
                    help="RISE: balanced (default; fewer masks for the same map, prob 0.5) or "
                         "iid (the reference's independent masks; D-RISE's default)")
+    g.add_argument("--target-reliability", type=float, metavar="R",
+                   help="RISE/D-RISE: stop once every explained map's reliability (a "
+                        "conservative estimate of its correlation with the converged map) "
+                        "reaches R in (0, 1), at most --num-masks masks")
     g.add_argument("--num-iterations-per-kernel", type=int, metavar="N",
                    help="AISE: evaluations per kernel width")
     g.add_argument("--kernel-widths", type=lambda s: [float(v) for v in s.split(",")],

@@ -21,7 +21,9 @@ Columns (:func:`schema`): ``input`` (the manifest key), ``name``, ``path``, ``st
 skipped, failed), ``image_height``, ``image_width``, ``target`` (class index, box index for
 detection; null for a per-image map or a failed image), ``label``, ``score``, ``box_class``,
 ``box`` (detection: class and ``[x1, y1, x2, y2]`` in model-input pixels), ``method``,
-``inferences`` and ``seconds`` (of the image, repeated on each of its rows), ``output`` and
+``inferences`` and ``seconds`` (of the image, repeated on each of its rows), ``reliability``
+(RISE and D-RISE: the map's estimated correlation with the converged map; null for other
+methods and for a map without information), ``output`` and
 ``raw_output`` (files relative to the output folder), ``host``, ``node`` (the Ray node id;
 null for a local run), ``pid`` (of the process that explained the image), ``error``.
 """
@@ -66,6 +68,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("target", "int64"), ("label", "string"), ("score", "float64"),
     ("box_class", "int64"), ("box", "list<float64>"),
     ("method", "string"), ("inferences", "int64"), ("seconds", "float64"),
+    ("reliability", "float64"),
     ("output", "string"), ("raw_output", "string"),
     ("host", "string"), ("node", "string"), ("pid", "int64"), ("error", "string"),
 )
@@ -125,7 +128,8 @@ def table_rows(record: Mapping[str, Any], method: str | None) -> list[dict[str, 
         "image_height": _int(size[0]), "image_width": _int(size[1]),
         "target": None, "label": None, "score": None, "box_class": None, "box": None,
         "method": method, "inferences": _int(record.get("inferences")),
-        "seconds": _float(record.get("seconds")), "output": None, "raw_output": None,
+        "seconds": _float(record.get("seconds")), "reliability": None,
+        "output": None, "raw_output": None,
         "host": worker.get("host"), "node": worker.get("node"), "pid": _int(worker.get("pid")),
         "error": None,
     }
@@ -140,6 +144,7 @@ def table_rows(record: Mapping[str, Any], method: str | None) -> list[dict[str, 
                "target": index if isinstance(index, int) else None,
                "label": target.get("label") if isinstance(index, int) else str(index),
                "score": _float(target.get("score")),
+               "reliability": _float(target.get("reliability")),
                "output": outputs[i] if i < len(outputs) else None,
                "raw_output": raw[i] if i < len(raw) else None}
         if "class" in target:

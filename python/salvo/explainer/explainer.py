@@ -575,6 +575,7 @@ class Explainer:
             num_inferences=result.num_inferences,
             method=self.explain_method,
             total_num_targets=total,
+            reliability=result.reliability,
         )
 
     # ------------------------------------------------------------------ many images

@@ -208,6 +208,10 @@ class Explanation:
     total_num_targets
         How many targets the method could explain (e.g. the model's classes); by default the
         number of maps of an array ``saliency_map``, else ``None``.
+    reliability
+        ``{target: float}``: for RISE and D-RISE, a conservative estimate of each map's
+        correlation with the map infinitely many masks would give (NaN for a map without
+        information); empty (default) for methods that do not estimate it.
 
     Attributes
     ----------
@@ -249,6 +253,7 @@ class Explanation:
         method: Method | str | None = None,
         *,
         total_num_targets: int | None = None,
+        reliability: Mapping[Any, float] | None = None,
     ) -> None:
         self._task = task if isinstance(task, Task) else Task(str(task).lower())
         self._method = method if method is None or isinstance(method, Method) else Method(method)
@@ -262,6 +267,10 @@ class Explanation:
         if num_inferences < 0:
             raise ValueError(f"num_inferences must be >= 0, got {num_inferences}")
         self._num_inferences = int(num_inferences)
+        self._reliability: dict[int | str, float] = {
+            normalise_target_key(key, "reliability keys"): float(value)
+            for key, value in (reliability or {}).items()
+        }
         self._predictions: dict[int | str, Prediction] = {}
         for key, value in (predictions or {}).items():
             pred = value if isinstance(value, Prediction) else Prediction(*value)
@@ -389,6 +398,13 @@ class Explanation:
     def num_inferences(self) -> int:
         """Model inferences this explanation used."""
         return self._num_inferences
+
+    @property
+    def reliability(self) -> dict[int | str, float]:
+        """``{target: float}``: each map's reliability (RISE and D-RISE: a conservative estimate
+        of its correlation with the map of infinitely many masks; NaN for a map without
+        information); empty when the method does not estimate it."""
+        return {k: v for k, v in self._reliability.items() if k in self._saliency_map}
 
     @property
     def method(self) -> Method | None:

@@ -94,6 +94,10 @@ class MethodResult:
         The unmasked class scores ``(num_classes,) float32`` when the method computed them.
     extra
         Method-specific facts (``seconds``, ``num_masks_used``, ``input_size``, …).
+    reliability
+        ``{target: float}``: for Monte-Carlo methods (RISE, D-RISE), a conservative estimate of
+        each map's correlation with the map infinitely many masks would give (NaN for a map
+        without information); empty for other methods.
     """
 
     maps: np.ndarray
@@ -102,6 +106,7 @@ class MethodResult:
     num_inferences: int = 0
     scores: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    reliability: dict[Any, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

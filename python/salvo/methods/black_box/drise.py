@@ -50,7 +50,13 @@ from salvo.methods.black_box.detection import (
     no_box_message,
     select_target_boxes,
 )
-from salvo.methods.black_box.rise import RISE_PRESETS, RISEParams, mask_design_used, run_rise
+from salvo.methods.black_box.rise import (
+    RISE_PRESETS,
+    RISEParams,
+    mask_design_used,
+    reliability_by_target,
+    run_rise,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +185,10 @@ class DRISE(BlackBoxXAIMethod):
             num_inferences=result.num_inferences + 1,
             extra={"num_masks_used": result.num_masks_used, "flat": result.flat,
                    "seconds": time.perf_counter() - t0, "params": rise_params,
-                   "input_size": (height, width), "mask_design": mask_design_used(rise_params)},
+                   "input_size": (height, width), "mask_design": mask_design_used(rise_params),
+                   "reliability_estimate": reliability_by_target(
+                       chosen.indices, result.reliability_estimate)},
+            reliability=reliability_by_target(chosen.indices, result.reliability),
         )
 
     def generate_saliency_map(self, data: np.ndarray, target_indices: Sequence[int] | None = None,

@@ -52,6 +52,10 @@ What the maps guarantee (:class:`Accumulator` has the details):
   scale-invariant in the same way, but not offset-invariant, and no implementation makes it so
   (an offset ``c`` adds ``c * sum_i m_i``, and the number of masks covering a pixel varies by
   about ``sqrt(N p (1 - p))`` from pixel to pixel, which min-max scaling does not remove).
+- Every map reports a reliability (:meth:`Accumulator.reliability`): a conservative estimate,
+  from interleaved folds of its own masks, of its correlation with the map of infinitely many
+  masks; ``target_reliability`` stops a run once every target's reaches it, at deterministic
+  mask counts. The extra fold sums do not change the map.
 - A target whose scores do not vary over the masks by more than ``2**-23`` (float32's machine
   epsilon) times their largest magnitude gets a flat map (zeros, or zeros in float32 unscaled)
   and an :class:`~salvo.errors.UninformativeMapWarning`; :attr:`RISEResult.flat` marks it.
@@ -79,6 +83,7 @@ from salvo.errors import SalvoWarning
 from salvo.inference import InferenceEngine
 from salvo.kernels import (
     accumulate_weighted,
+    balanced_block_length,
     fill_masked,
     rise_masks,
     sgemm_accumulate_single_thread,
@@ -118,6 +123,15 @@ MASK_DESIGNS = ("balanced", "iid")
 SEED_LIMIT = 1 << 64
 #: :meth:`RISE.run_many` reports progress in multiples of ``1 / _PROGRESS_UNITS`` of an image.
 _PROGRESS_UNITS = 1 << 20
+#: Reliability: the masks are dealt into this many interleaved folds (see :class:`Accumulator`).
+RELIABILITY_FOLDS = 8
+#: Reliability: the fold maps are kept on a grid of at most this many cells per axis.
+RELIABILITY_GRID = 32
+#: Reliability: iid masks are dealt to the folds in runs of this many masks.
+RELIABILITY_IID_UNIT = 64
+#: Reliability: the reported (conservative) value uses the noise estimate plus this many of its
+#: standard errors.
+RELIABILITY_Z = 1.0
 
 
 @dataclass(frozen=True)
@@ -157,6 +171,16 @@ class RISEParams(MethodParams):
         less, e.g. 32 masks of 8 x 8 cells) share one shift and can be worse than iid masks.
         Only ``prob == 0.5`` has a balanced design; with any other ``prob`` the masks are iid. ``estimator="plain"`` with
         ``mask_design="iid"`` is the reference's RISE.
+    target_reliability
+        Stop once the reliability (``Explanation.reliability``: a conservative estimate of
+        each map's correlation with the map of infinitely many masks) of EVERY explained target
+        reaches this value, in (0, 1); checked at deterministic mask counts (multiples of
+        :func:`reliability_step`: 128 masks for 8 x 8 balanced cells), so the stopping point
+        and the map do not depend on batch size, requests or timing; ``num_masks`` caps the
+        run. ``None`` (default) runs all masks. With ``targets=-1`` (all classes) every class
+        must reach it: classes whose scores barely react to the masks never do, and the run
+        uses all ``num_masks``; name the targets of interest instead. Combined with
+        ``tolerance``, the run stops at whichever stops it first.
     """
 
     num_masks: int = 5000
@@ -168,6 +192,7 @@ class RISEParams(MethodParams):
     tolerance: float | None = None
     check_every: int = 256
     mask_design: str = "balanced"
+    target_reliability: float | None = None
 
     def validate(self, height: int, width: int) -> RISEParams:
         """Check every field for an image of ``height`` x ``width``; return a copy with
@@ -215,10 +240,19 @@ class RISEParams(MethodParams):
             raise ValueError(
                 f"mask_design must be one of {MASK_DESIGNS}, got {self.mask_design!r}"
             )
+        target_reliability = self.target_reliability
+        if target_reliability is not None:
+            if not is_number(target_reliability) or not 0.0 < float(target_reliability) < 1.0:
+                raise ValueError(
+                    "target_reliability must be a number in (0, 1) or None, got "
+                    f"{self.target_reliability!r}"
+                )
+            target_reliability = float(target_reliability)
         return replace(self, num_masks=num_masks, num_cells=num_cells, prob=prob, seed=seed,
                        scale_output=scale_output, estimator=str(self.estimator),
                        tolerance=tolerance, check_every=check_every,
-                       mask_design=str(self.mask_design))
+                       mask_design=str(self.mask_design),
+                       target_reliability=target_reliability)
 
 
 def mask_design_used(params: RISEParams) -> str:
@@ -229,6 +263,23 @@ def mask_design_used(params: RISEParams) -> str:
     if params.mask_design == "balanced" and float(np.float32(params.prob)) != 0.5:
         return "iid"
     return params.mask_design
+
+
+def reliability_unit(params: RISEParams) -> int:
+    """Masks dealt to one reliability fold in a row for ``params`` (validated): mask ``i`` goes
+    to fold ``(i // unit) % RELIABILITY_FOLDS``. Balanced masks: whole blocks
+    (:func:`~salvo.kernels.balanced_block_length`, at least 64 masks, so a block or a run of
+    consecutive blocks); iid masks: runs of :data:`RELIABILITY_IID_UNIT`."""
+    if mask_design_used(params) == "balanced":
+        return max(balanced_block_length(params.num_cells), RELIABILITY_IID_UNIT)
+    return RELIABILITY_IID_UNIT
+
+
+def reliability_step(params: RISEParams, num_targets: int) -> int:
+    """Masks between two ``target_reliability`` checks: the fold unit
+    (:func:`reliability_unit`), or the accumulation chunk (:func:`chunk_size`) when longer
+    (both are powers of two, so checks fall on whole units and whole chunks)."""
+    return max(reliability_unit(params), chunk_size(num_targets))
 
 
 #: (num_masks, num_cells) per preset, as the reference defines them.
@@ -286,6 +337,17 @@ class Accumulator:
     Flat maps. A target whose scores do not vary over the masks beyond float32 resolution at
     their magnitude (:func:`~salvo.methods.black_box.base.is_flat`: ``max - min <= 2**-23 *
     max |s|``) has a flat map (zeros); :meth:`flat_targets` says which.
+
+    Reliability (:meth:`reliability`). Beside the full sums, the masks are dealt into
+    :data:`RELIABILITY_FOLDS` interleaved folds (mask ``i`` to fold ``(i // fold_unit) % K``: a
+    function of the mask index alone, so of neither batches nor chunks), each fold keeping its
+    own ``sum d_i m_i`` and ``sum m_i`` on a pooled grid of at most :data:`RELIABILITY_GRID`
+    cells per axis, in float64. These extra sums never touch the full map's. ``shape`` is the
+    map's ``(height, width)`` (default ``(1, num_pixels)``), ``fold_unit`` the masks dealt to a
+    fold in a row (:func:`reliability_unit`), ``noise_dof`` the most degrees of freedom one
+    fold's noise map is credited with (``(num_cells + 1)**2``). With ``target_reliability``,
+    every :attr:`reliability_step` masks the accumulator stops (as with ``tolerance``) once
+    every target's reliability bound reaches it.
     """
 
     def __init__(
@@ -297,8 +359,31 @@ class Accumulator:
         tolerance: float | None = None,
         check_every: int = 256,
         on_check: Callable[[int, Accumulator], None] | None = None,
+        shape: tuple[int, int] | None = None,
+        fold_unit: int = RELIABILITY_IID_UNIT,
+        target_reliability: float | None = None,
+        noise_dof: int = 81,
     ) -> None:
         self.estimator = estimator
+        #: degrees of freedom of one fold's noise map at most (``(num_cells + 1)**2``)
+        self.noise_dof = int(noise_dof)
+        self.target_reliability = target_reliability
+        self.fold_unit = int(fold_unit)
+        #: masks between two ``target_reliability`` checks (whole fold units, whole chunks)
+        self.reliability_step = max(self.fold_unit, chunk_size(num_targets))
+        height, width = (1, num_pixels) if shape is None else (int(shape[0]), int(shape[1]))
+        if height * width != num_pixels:
+            raise ValueError(f"shape {shape} does not have {num_pixels} pixels")
+        self._shape = (height, width)
+        grid_h, grid_w = min(height, RELIABILITY_GRID), min(width, RELIABILITY_GRID)
+        self._rows = np.arange(grid_h) * height // grid_h
+        self._cols = np.arange(grid_w) * width // grid_w
+        #: per fold: ``sum d_i m_i`` pooled ``(K, T, G)``, ``sum m_i`` pooled ``(K, G)`` (float64)
+        #: and the masks it holds
+        self._fold_weighted = np.zeros((RELIABILITY_FOLDS, num_targets, grid_h * grid_w))
+        self._fold_mask_sum = np.zeros((RELIABILITY_FOLDS, grid_h * grid_w))
+        self._fold_count = np.zeros(RELIABILITY_FOLDS, np.int64)
+        self._not_reliable: np.ndarray | None = None  # targets that failed the last check
         self.tolerance = tolerance
         self.check_every = check_every
         self.on_check = on_check
@@ -334,7 +419,9 @@ class Accumulator:
         ``on_check`` is called and, with a ``tolerance``, convergence is tested: once the [0,
         1]-scaled maps changed by less than the tolerance (mean absolute change, worst target)
         since the previous check, the accumulator stops there, drops what follows, and ``add``
-        returns ``True``.
+        returns ``True``. With a ``target_reliability`` the same happens, every
+        :attr:`reliability_step` masks, once every target's :meth:`reliability` bound reaches
+        it (NaN never does).
         """
         if self.converged:
             return True
@@ -348,11 +435,111 @@ class Accumulator:
             start += take
             if self._pending == self.chunk:
                 self._fold()
-                if self.count % self.check_every == 0 and self._check():
+                if (self.count % self.check_every == 0 and self._check()) or (
+                    self.target_reliability is not None
+                    and self.count % self.reliability_step == 0
+                    and self._reliable()
+                ):
                     self.converged = True
                     self._pending = 0
                     return True
         return False
+
+    def _reliable(self) -> bool:
+        # the targets that failed the last check first: most checks end there, cheaply
+        # (hundreds of targets); NaN (no information) never passes
+        first = self._not_reliable
+        if first is not None and len(first) < self.weighted.shape[0]:
+            bound = self.reliability(first)[0]
+            failed = first[~(bound >= self.target_reliability)]
+            if len(failed):
+                self._not_reliable = failed
+                return False
+        bound = self.reliability()[0]
+        logger.debug("RISE reliability at %d masks: %s", self.count, bound)
+        self._not_reliable = np.flatnonzero(~(bound >= self.target_reliability))
+        return not len(self._not_reliable)
+
+    def reliability(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Each target's map reliability over the masks folded so far: ``(bound, estimate)``,
+        two ``(T,)`` float64 arrays, estimates of the correlation (over pixels, on the pooled
+        grid) between the map and the map infinitely many masks would give.
+
+        Every fold ``k`` (``n_k`` masks) gives its own map ``F_k``; the full map is their
+        weighted mean ``M = sum n_k F_k / N``. Each fold's noise has variance ``sigma**2 /
+        n_k`` (the folds hold disjoint, independently drawn blocks), so ``sigma**2`` is
+        estimated without bias by the one-way analysis of variance ``sum_k n_k |F_k - M|**2 /
+        (K' - 1)`` over the ``K'`` folds holding masks (each map centred over the pixels), and
+        the full map's noise by ``sigma**2 / N``. With ``V`` the full map's spatial variance,
+        ``rho = 1 - noise / V`` estimates the correlation of two independent full maps
+        (Spearman-Brown for ``K'`` folds) and ``sqrt(rho)`` the correlation of the map with the
+        converged map: ``estimate``. ``bound`` replaces the noise by the noise plus
+        :data:`RELIABILITY_Z` standard errors of its estimate: the larger of the spread of the
+        folds' terms and the error of a chi-square estimate with ``(K' - 1) * d`` degrees of
+        freedom, ``d = min(noise_dof, pooled pixels)`` (a fold's noise map lives in about
+        ``(num_cells + 1)**2`` dimensions), so it is rarely above the truth. Both are clipped
+        to [0, 1], and NaN for a flat target, a map with no spatial variance, or fewer than two
+        non-empty folds (the value a run reports is NaN below two fold units of masks).
+
+        Parameters
+        ----------
+        rows
+            Target positions to compute (default: all).
+
+        Returns
+        -------
+        bound, estimate
+            ``(T,)`` (or ``(len(rows),)``) float64 each; ``bound <= estimate`` wherever both
+            are finite.
+        """
+        rows = np.arange(self.weighted.shape[0]) if rows is None else np.asarray(rows, np.intp)
+        nan = np.full(len(rows), np.nan)
+        used = self._fold_count > 0
+        folds = int(used.sum())
+        if folds < 2:
+            return nan, nan.copy()
+        n = self._fold_count[used].astype(np.float64)
+        total = float(n.sum())
+        shift = self._finish_args(self.estimator)[0][rows]  # in the sums' units
+        v = (self._fold_weighted[np.flatnonzero(used)[:, None], rows[None, :]]
+             - shift[None, :, None] * self._fold_mask_sum[used][:, None])
+        full = v.sum(axis=0) / total
+        full_c = full - full.mean(axis=1, keepdims=True)
+        spatial = (full_c ** 2).sum(axis=1)
+        resid = v / n[:, None, None] - full[None]
+        resid -= resid.mean(axis=2, keepdims=True)
+        q = n[:, None] * (resid ** 2).sum(axis=2)  # (K', T)
+        sigma2 = q.sum(axis=0) / (folds - 1)
+        se = math.sqrt(folds) * q.std(axis=0, ddof=1) / (folds - 1)
+        dof = min(self.noise_dof, self._fold_weighted.shape[2])
+        se = np.maximum(se, sigma2 * math.sqrt(2.0 / ((folds - 1) * dof)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = 1.0 - sigma2 / total / spatial
+            rho_low = 1.0 - (sigma2 + RELIABILITY_Z * se) / total / spatial
+        bad = self.flat_targets()[rows] | ~(spatial > 0) | ~np.isfinite(rho)
+        estimate = np.where(bad, np.nan, np.sqrt(np.clip(rho, 0.0, 1.0)))
+        bound = np.where(bad, np.nan, np.sqrt(np.clip(rho_low, 0.0, 1.0)))
+        return bound, estimate
+
+    def _fold_reliability(self, m: np.ndarray, s: np.ndarray) -> None:
+        """Add a chunk's masks ``m (k, P)`` and scaled scores ``s (k, T)`` to their folds."""
+        k = len(m)
+        height, width = self._shape
+        pooled = np.add.reduceat(m.reshape(k, height, width), self._rows, axis=1)
+        pooled = np.add.reduceat(pooled, self._cols, axis=2).reshape(k, -1).astype(np.float64)
+        index = self.count + np.arange(k)
+        fold = (index // self.fold_unit) % RELIABILITY_FOLDS
+        start = 0
+        while start < k:
+            f = int(fold[start])
+            stop = start + 1
+            while stop < k and fold[stop] == f:
+                stop += 1
+            seg = slice(start, stop)
+            self._fold_weighted[f] += s[seg].T.astype(np.float64) @ pooled[seg]
+            self._fold_mask_sum[f] += pooled[seg].sum(axis=0)
+            self._fold_count[f] += stop - start
+            start = stop
 
     def _check(self) -> bool:
         if self.on_check is not None:
@@ -434,6 +621,9 @@ class Accumulator:
             rows = np.flatnonzero(grown)
             self.weighted[rows] = np.ldexp(self.weighted[rows].astype(np.float64),
                                            (self.exponent[rows] - exponent[rows])[:, None])
+            self._fold_weighted[:, rows] = np.ldexp(
+                self._fold_weighted[:, rows], (self.exponent[rows] - exponent[rows])[None, :, None]
+            )
         self.exponent = np.where(first | grown, exponent, self.exponent)
         self._scaled |= first
         s = self._scores[:k]
@@ -445,6 +635,7 @@ class Accumulator:
             sgemm_accumulate_single_thread(self.weighted, s, m)
             accumulate_weighted(self._no_targets, self._no_scores[:k], m, 1,
                                 mask_sum=self.mask_sum)
+        self._fold_reliability(m, s)
         self.count += k
         self._pending = 0
 
@@ -488,6 +679,19 @@ class RISEResult:
     #: ``(T,)`` bool: maps that carry no information (their scores did not vary over the masks
     #: beyond float32 resolution) and are returned flat (zeros); a warning said so.
     flat: np.ndarray | None = None
+    #: ``(T,)`` float64: each map's reliability, a conservative estimate of its correlation with
+    #: the map of infinitely many masks (:meth:`Accumulator.reliability`); NaN for a map without
+    #: information.
+    reliability: np.ndarray | None = None
+    #: ``(T,)`` float64: the point estimate of that correlation (``sqrt`` of Spearman-Brown).
+    reliability_estimate: np.ndarray | None = None
+
+
+def reliability_by_target(targets: Sequence[Any], values: np.ndarray | None) -> dict[Any, float]:
+    """``{target: float}`` of a ``(T,)`` reliability array (empty for ``None``)."""
+    if values is None:
+        return {}
+    return {t: float(v) for t, v in zip(targets, values)}
 
 
 def run_rise(
@@ -559,7 +763,10 @@ def run_rise(
     scorer = Scorer(score_fn, np.float64)
     acc = Accumulator(len(keys), height * width, estimator=params.estimator,
                       tolerance=params.tolerance, check_every=params.check_every,
-                      on_check=on_check)
+                      on_check=on_check, shape=(height, width),
+                      fold_unit=reliability_unit(params),
+                      target_reliability=params.target_reliability,
+                      noise_dof=(params.num_cells + 1) ** 2)
     in_flight: dict[int, np.ndarray] = {}
 
     free: list[np.ndarray] = []  # mask buffers of finished batches, reused
@@ -594,8 +801,8 @@ def run_rise(
     inferences += submitted
     acc.finish()
     if acc.converged:
-        logger.info("RISE converged after %d masks (tolerance %g)", acc.count,
-                    params.tolerance)
+        logger.info("RISE stopped after %d masks (tolerance %s, target_reliability %s)",
+                    acc.count, params.tolerance, params.target_reliability)
     used = acc.count
     maps = acc.result("uint8" if params.scale_output else None)
     maps = maps.reshape(len(keys), height, width)
@@ -603,9 +810,11 @@ def run_rise(
     if warn_flat:
         warn_uninformative("RISE", flat, keys, f"its scores did not vary over the {used} "
                            "masks")
+    bound, estimate = acc.reliability()
     return RISEResult(
         maps=maps, targets=keys, unmasked_scores=unmasked_scores, num_masks_used=used,
         num_inferences=inferences, seconds=time.perf_counter() - t0, flat=flat,
+        reliability=bound, reliability_estimate=estimate,
     )
 
 
@@ -686,7 +895,10 @@ class RISE(BlackBoxXAIMethod):
             scores=unmasked,
             extra={"num_masks_used": result.num_masks_used, "seconds": result.seconds,
                    "params": rise_params, "flat": result.flat,
-                   "mask_design": mask_design_used(rise_params)},
+                   "mask_design": mask_design_used(rise_params),
+                   "reliability_estimate": reliability_by_target(
+                       result.targets, result.reliability_estimate)},
+            reliability=reliability_by_target(result.targets, result.reliability),
         )
 
     def explain_stream(
@@ -723,7 +935,10 @@ class RISE(BlackBoxXAIMethod):
                 num_inferences=outcome.num_inferences, scores=outcome.unmasked_scores,
                 extra={"num_masks_used": outcome.num_masks_used, "seconds": outcome.seconds,
                        "params": rise_params, "flat": outcome.flat, "packed": True,
-                       "mask_design": mask_design_used(rise_params)},
+                       "mask_design": mask_design_used(rise_params),
+                       "reliability_estimate": reliability_by_target(
+                           outcome.targets, outcome.reliability_estimate)},
+                reliability=reliability_by_target(outcome.targets, outcome.reliability),
             ))
 
         return self.run_many(rise_jobs(), rise_params, deliver, should_stop=should_stop,
@@ -913,7 +1128,11 @@ class RISE(BlackBoxXAIMethod):
                     run.acc = Accumulator(len(run.keys), height * width,
                                           estimator=params.estimator,
                                           tolerance=params.tolerance,
-                                          check_every=params.check_every)
+                                          check_every=params.check_every,
+                                          shape=(height, width),
+                                          fold_unit=reliability_unit(params),
+                                          target_reliability=params.target_reliability,
+                                          noise_dof=(params.num_cells + 1) ** 2)
                     run.consumed = 1
                     advance(run, 1)
                     continue
@@ -1015,8 +1234,10 @@ class _ImageRun:
         self.acc.finish()
         maps = self.acc.result("uint8" if params.scale_output else None)
         maps = maps.reshape(len(self.keys), height, width)
+        bound, estimate = self.acc.reliability()
         return RISEResult(
             maps=maps, targets=list(self.keys), unmasked_scores=self.unmasked,
             num_masks_used=self.acc.count, num_inferences=self.placed,
             seconds=time.perf_counter() - self.t0, flat=self.acc.flat_targets(),
+            reliability=bound, reliability_estimate=estimate,
         )
