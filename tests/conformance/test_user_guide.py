@@ -129,8 +129,23 @@ def test_user_guide_snippet_runs(name, tmp_path, data_dir):
     if name in ZOO_NEEDS:
         require_zoo(ZOO_NEEDS[name])
     proc = run_snippet(name, tmp_path, data_dir)
+    if name == "ug_10_plot.py" and not _opencv_has_gui():
+        # salvo installs the headless OpenCV: the guide's matplotlib plots run, and its first
+        # plot(backend="cv") is salvo's clear error instead of a window (a deliberate difference)
+        assert proc.returncode != 0
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("RuntimeError") and 'backend="matplotlib"' in last, last
+        assert 'explanation.plot(backend="cv")' in proc.stderr, proc.stderr[-3000:]
+        return
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_files(tmp_path, EXPECTED_FILES[name])
+
+
+def _opencv_has_gui() -> bool:
+    """Whether this OpenCV was built with a GUI (``opencv-python``) or without (headless)."""
+    from salvo.explainer.explanation import _opencv_gui
+
+    return _opencv_gui().upper() not in ("NONE", "NO")
 
 
 def test_guide_black_box_snippet_without_postprocess_fails_as_the_reference(tmp_path, data_dir):

@@ -15,8 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import salvo
 
-PYTHON = Path(__file__).resolve().parents[2] / "python"
+#: Where the salvo under test was imported from (a checkout or an installed wheel), so that the
+#: child process imports the same one.
+PYTHON = Path(salvo.__file__).resolve().parent.parent
 
 needs_reference = pytest.mark.skipif(
     importlib.util.find_spec("openvino_xai") is None,
