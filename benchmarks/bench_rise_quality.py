@@ -607,23 +607,33 @@ def plot(photos: list[dict], path: Path) -> None:
                             lw=1.2, alpha=0.9 if k == 0 else 0.4,
                             label=f"{'salvo (centered)' if est == 'centered' else 'plain RISE'}"
                                   f", {s}" if k == 0 else None)
-        for q in QUALITIES:
-            ax.axhline(q, color="grey", lw=0.6, ls="--")
-        ax.set_xscale("log")
-        ax.set_ylim(0, 1)
-        ax.set_title(f"{r['photo']}: {r['label']}", fontsize=9)
-        ax.set_xlabel("inferences", fontsize=8)
-        ax.set_ylabel("Pearson r vs converged", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    axes.ravel()[0].legend(fontsize=6, loc="lower right")
+        _curve_axis(ax, r, ymin=0)
+    _finish_grid(fig, axes, n)
     fig.suptitle("RISE map quality vs inferences: EfficientNet-Lite0 224, num_cells 8 "
                  "(solid: logits, dotted: softmax)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _curve_axis(ax: Any, r: dict, ymin: float) -> None:
+    """One photo's panel: the quality lines, log inferences, labels."""
+    for q in QUALITIES:
+        ax.axhline(q, color="grey", lw=0.6, ls="--")
+    ax.set_xscale("log")
+    ax.set_ylim(ymin, 1)
+    ax.set_title(f"{r['photo']}: {r['label']}", fontsize=9)
+    ax.set_xlabel("inferences", fontsize=8)
+    ax.set_ylabel("Pearson r vs converged", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+
+
+def _finish_grid(fig: Any, axes: Any, n: int) -> None:
+    """Blank the unused panels and put the legend on the first."""
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=6, loc="lower right")
 
 
 # ----------------------------------------------------------------------------- mask designs
@@ -756,18 +766,8 @@ def plot_designs(photos: list[dict], path: Path) -> None:
                             color=colors.get(design, "k"), lw=1.1,
                             alpha=0.9 if k == 0 else 0.4,
                             label=f"{design}, {s}" if k == 0 else None)
-        for q in QUALITIES:
-            ax.axhline(q, color="grey", lw=0.6, ls="--")
-        ax.set_xscale("log")
-        ax.set_ylim(0.5, 1)
-        ax.set_title(f"{r['photo']}: {r['label']}", fontsize=9)
-        ax.set_xlabel("inferences", fontsize=8)
-        ax.set_ylabel("Pearson r vs converged", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    axes.ravel()[0].legend(fontsize=6, loc="lower right")
+        _curve_axis(ax, r, ymin=0.5)
+    _finish_grid(fig, axes, n)
     fig.suptitle("RISE mask designs, centered estimator, EfficientNet-Lite0 224, num_cells 8 "
                  "(solid: logits, dotted: softmax)", fontsize=10)
     fig.tight_layout()
