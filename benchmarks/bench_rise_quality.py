@@ -37,6 +37,16 @@ For each photo (EfficientNet-Lite0 at 224x224, f32, its top-1 class, num_cells 8
    ``results/rise_designs_confirm_photos/<photo>.json`` (default 3 runs x 2048 masks on coffee;
    ``--quick``: 1 run x 1024 masks). Converged maps are always built with iid masks.
 
+7. **Reliability** (``--reliability``). Instead of the study above: for every photo, 5 runs
+   (seeds 0-4, balanced masks, 4096 masks; ``--quick``: coffee, 1 x 1024) read every 128 masks
+   the reliability salvo reports (``Explanation.reliability``, and its point estimate) beside
+   the measured correlation with the converged map, logits and softmax; the share of budgets
+   from 512 to 4096 masks where the reported value is within +-0.03 of the measured one, and
+   above it by more than 0.03. Then, per seed and score type, a run with
+   ``target_reliability`` (default 0.95, capped at ``--stop-cap`` 8192 masks): the masks it
+   used and its measured correlation. Results ``results/rise_reliability.{json,md,png}``, per
+   photo ``results/rise_reliability_photos/<photo>.json`` (resumable as below).
+
 Resumable: each photo's curves go to ``benchmarks/results/rise_quality_photos/<photo>.json``
 (``--quick``: under ``results/quick/``); every invocation does the photos not done yet (or those
 of ``--photos``), measures the seconds per mask and rebuilds the summary (JSON, Markdown and a
@@ -46,6 +56,8 @@ rebuilds the summary.
     python benchmarks/bench_rise_quality.py [--quick] [--photos coffee chelsea ...] [--rounds 3]
     python benchmarks/bench_rise_quality.py --mask-design iid balanced [--photos coffee rocket]
         [--runs 3] [--curve-masks 2048]
+    python benchmarks/bench_rise_quality.py --reliability [--photos coffee ...] [--runs 5]
+        [--target-reliability 0.95]
 """
 
 from __future__ import annotations
@@ -805,6 +817,254 @@ def main_designs(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- reliability
+#: ``--reliability``: the budgets judged (every RELIABILITY_EVERY masks from the first to the
+#: last) and the honesty criteria (reported within +-TOLERANCE of the measured correlation in at
+#: least WITHIN_GOAL of the cases, above it by more than TOLERANCE in at most ABOVE_GOAL).
+RELIABILITY_EVERY = 128
+RELIABILITY_BUDGETS = (512, 4096)
+TOLERANCE = 0.03
+WITHIN_GOAL = 0.90
+ABOVE_GOAL = 0.05
+#: ``--reliability``: a target_reliability run passes at this measured correlation, and the mean
+#: inferences over the photos should be at most this fraction of the fixed budget the worst
+#: photo needs (about 1 900 masks for correlation 0.95, ``results/rise_quality.md``).
+STOP_FLOOR = 0.94
+STOP_MEAN_GOAL = 0.6 * 1900
+
+
+def do_photo_reliability(photo: str, args: argparse.Namespace, runner: Runner) -> dict:
+    """Every ``RELIABILITY_EVERY`` masks of ``args.runs`` balanced-mask runs (seeds 0, 1, ...):
+    the reliability salvo reports (``Accumulator.reliability``: the bound and the point
+    estimate) beside the measured correlation with the converged map, for logits and softmax
+    (one run, both targets: the state at ``n`` masks is that of a run with ``num_masks=n``).
+    Then, per seed and score, a one-target run with ``target_reliability``: the masks it used,
+    the value it reported and its measured correlation."""
+    t_photo = time.perf_counter()
+    x = efficientnet_lite0_preprocess(sample_image(photo), size=SIZE)
+    c, p = top1(x)
+    log(f"{photo}: top-1 class {c} ({label_of(c)}, p={p:.3f}); reliability")
+    conv = converged_map(runner, photo, x, c, chunk=8192, min_half=8192, max_half=args.max_half,
+                         target=0.99, save=True)
+    truth = conv["maps"]
+    res: dict[str, Any] = {
+        "photo": photo, "class": c, "label": label_of(c), "probability": p,
+        "half_correlation": conv["meta"]["half_correlation"], "n_half": conv["meta"]["n_half"],
+        "target_reliability": args.target_reliability, "curve_masks": args.curve_masks,
+        "when": _dt.datetime.now().isoformat(timespec="seconds"), "runs": [], "stops": [],
+    }
+    for seed in range(args.runs):
+        rec: dict[str, Any] = {"seed": seed, "count": []}
+        for s in SCORES:
+            rec[f"{s}/reported"], rec[f"{s}/estimate"], rec[f"{s}/true"] = [], [], []
+
+        def on_check(count: int, acc: Accumulator, rec: dict = rec) -> None:
+            bound, estimate = acc.reliability()
+            maps = acc.maps("centered")
+            rec["count"].append(count)
+            for i, s in enumerate(SCORES):
+                rec[f"{s}/reported"].append(float(bound[i]))
+                rec[f"{s}/estimate"].append(float(estimate[i]))
+                rec[f"{s}/true"].append(pearson(maps[i], truth[s]))
+
+        log(f"  {photo}: seed {seed}, {args.curve_masks} masks")
+        runner.run(x, c, seed, args.curve_masks, on_check=on_check,
+                   check_every=RELIABILITY_EVERY, mask_design="balanced")
+        res["runs"].append(rec)
+        for i, s in enumerate(SCORES):
+            params = resolve_params(num_masks=args.stop_cap, num_cells=NUM_CELLS, prob=PROB,
+                                    seed=seed, scale_output=False,
+                                    target_reliability=args.target_reliability)
+            with blas_one_thread():
+                out = runner.rise.run(x, [i * NUM_CLASSES + c], params)
+            res["stops"].append({"seed": seed, "score": s, "masks": int(out.num_masks_used),
+                                 "reported": float(out.reliability[0]),
+                                 "true": pearson(out.maps[0], truth[s])})
+            log(f"  {photo}: seed {seed}, {s}: target_reliability {args.target_reliability} "
+                f"stopped at {out.num_masks_used} masks, reported "
+                f"{res['stops'][-1]['reported']:.3f}, measured {res['stops'][-1]['true']:.3f}")
+    res["seconds"] = time.perf_counter() - t_photo
+    return res
+
+
+def _honesty(diff: np.ndarray, true: np.ndarray) -> dict:
+    return {"cases": int(diff.size), "true_median": float(np.median(true)),
+            "true_min": float(true.min()), "median_error": float(np.median(diff)),
+            "within": float(np.mean(np.abs(diff) <= TOLERANCE)),
+            "above": float(np.mean(diff > TOLERANCE)), "largest_excess": float(diff.max()),
+            "nan": 0}
+
+
+def reliability_summary(photos: list[dict]) -> dict:
+    """Honesty per budget band and score type (reported value and point estimate against the
+    measured correlation), and the target_reliability runs per photo."""
+    lo, hi = RELIABILITY_BUDGETS
+    bands = [(lo, 1024), (1025, 2048), (2049, hi), (lo, hi)]
+    honesty = []
+    for s in (*SCORES, "both"):
+        for a, b in bands:
+            for value in ("reported", "estimate"):
+                diff, true, nans = [], [], 0
+                for r in photos:
+                    for run in r["runs"]:
+                        for k, n in enumerate(run["count"]):
+                            if not a <= n <= b:
+                                continue
+                            for t in (SCORES if s == "both" else (s,)):
+                                v = run[f"{t}/{value}"][k]
+                                if not np.isfinite(v):
+                                    nans += 1
+                                    continue
+                                diff.append(v - run[f"{t}/true"][k])
+                                true.append(run[f"{t}/true"][k])
+                if diff:
+                    row = _honesty(np.asarray(diff), np.asarray(true))
+                    row.update(score=s, masks=[a, b], value=value, nan=nans)
+                    honesty.append(row)
+    per_photo, stops = [], [st for r in photos for st in r["stops"]]
+    for r in photos:
+        row = {"photo": r["photo"], "label": r["label"]}
+        for s in SCORES:
+            mine = [st for st in r["stops"] if st["score"] == s]
+            row[s] = {"masks_mean": float(np.mean([st["masks"] for st in mine])),
+                      "masks": [st["masks"] for st in mine],
+                      "true_min": float(min(st["true"] for st in mine)),
+                      "reported_min": float(min(st["reported"] for st in mine))}
+        per_photo.append(row)
+    overall = {}
+    for s in SCORES:
+        mine = [st for st in stops if st["score"] == s]
+        if mine:
+            # mean over the photos of each photo's mean inferences (masks + the unmasked image)
+            mean = float(np.mean([row[s]["masks_mean"] + 1 for row in per_photo]))
+            overall[s] = {"runs": len(mine), "inferences_mean": mean,
+                          "masks_min": min(st["masks"] for st in mine),
+                          "masks_max": max(st["masks"] for st in mine),
+                          "true_min": float(min(st["true"] for st in mine)),
+                          "floor_met": bool(min(st["true"] for st in mine) >= STOP_FLOOR),
+                          "mean_met": bool(mean <= STOP_MEAN_GOAL)}
+    both = next((h for h in honesty if h["score"] == "both" and h["masks"] == [lo, hi]
+                 and h["value"] == "reported"), None)
+    goals = {"within": bool(both and both["within"] >= WITHIN_GOAL),
+             "above": bool(both and both["above"] <= ABOVE_GOAL),
+             "stop_floor": all(v["floor_met"] for v in overall.values()) if overall else False,
+             "stop_mean": all(v["mean_met"] for v in overall.values()) if overall else False}
+    return {"photos": [r["photo"] for r in photos],
+            "runs_per_photo": sorted({len(r["runs"]) for r in photos}),
+            "target_reliability": sorted({r["target_reliability"] for r in photos}),
+            "honesty": honesty, "stops_per_photo": per_photo, "stops": overall, "goals": goals}
+
+
+def reliability_markdown(summary: dict, header: str) -> str:
+    lo, hi = RELIABILITY_BUDGETS
+    target = ", ".join(str(t) for t in summary["target_reliability"])
+    out = [
+        "# RISE reliability: the value each map reports against its measured quality", "",
+        header, "",
+        (f"Photos: {', '.join(summary['photos'])} "
+         f"({'/'.join(map(str, summary['runs_per_photo']))} seeds each); EfficientNet-Lite0 "
+         f"224, f32, num_cells {NUM_CELLS}, balanced masks, the photo's top-1 class, logits and "
+         "softmax. *Measured*: Pearson correlation with the converged map "
+         "(`results/converged/`); *reported*: `Explanation.reliability` (the conservative "
+         f"value), *estimate*: its point estimate, read every {RELIABILITY_EVERY} masks from "
+         f"{lo} to {hi} (the state of a run with that `num_masks`)."), "",
+        (f"Goals: reported within ±{TOLERANCE} of the measured value in ≥ {WITHIN_GOAL:.0%} of "
+         f"the cases, above it by more than {TOLERANCE} in ≤ {ABOVE_GOAL:.0%}."), "",
+        ("| score | masks | value | cases | measured (median, min) | reported − measured "
+         f"(median) | within ±{TOLERANCE} | above by > {TOLERANCE} | largest excess |"),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for h in summary["honesty"]:
+        a, b = h["masks"]
+        out.append(
+            f"| {h['score']} | {a}–{b} | {h['value']} | {h['cases']} | {h['true_median']:.3f}, "
+            f"{h['true_min']:.3f} | {h['median_error']:+.3f} | {h['within']:.1%} | "
+            f"{h['above']:.1%} | {h['largest_excess']:+.3f} |")
+    out += ["", f"## `target_reliability={target}`", "",
+            (f"Goals: every run's measured correlation ≥ {STOP_FLOOR}; the mean inferences "
+             f"over the photos ≤ {STOP_MEAN_GOAL:.0f} (0.6 × the ~1 900 masks the worst photo "
+             "needs at a fixed budget)."), "",
+            ("| photo | logits: masks (mean) | logits: measured min | softmax: masks (mean) | "
+             "softmax: measured min |"), "|---|---|---|---|---|"]
+    for row in summary["stops_per_photo"]:
+        out.append(f"| {row['photo']} ({row['label']}) | "
+                   + " | ".join(f"{row[s]['masks_mean']:.0f} ({min(row[s]['masks'])}–"
+                                f"{max(row[s]['masks'])}) | {row[s]['true_min']:.3f}"
+                                for s in SCORES) + " |")
+    for s, v in summary["stops"].items():
+        out.append("")
+        out.append(f"- {s}: {v['runs']} runs, {v['masks_min']}–{v['masks_max']} masks, mean "
+                   f"inferences over the photos {v['inferences_mean']:.0f}; lowest measured "
+                   f"correlation {v['true_min']:.3f}.")
+    g = summary["goals"]
+    out += ["", "Goals met: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in g.items())
+            + "."]
+    return "\n".join(out)
+
+
+def plot_reliability(photos: list[dict], path: Path) -> None:
+    """Reported minus measured against masks, per score type (every photo and seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, s in zip(axes, SCORES):
+        for value, color in (("estimate", "tab:grey"), ("reported", "tab:blue")):
+            xs, ys = [], []
+            for r in photos:
+                for run in r["runs"]:
+                    xs += run["count"]
+                    ys += list(np.asarray(run[f"{s}/{value}"]) - np.asarray(run[f"{s}/true"]))
+            ax.scatter(xs, ys, s=3, alpha=0.35, color=color, label=value)
+        for y in (-TOLERANCE, TOLERANCE):
+            ax.axhline(y, color="tab:red", lw=0.8, ls="--")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xscale("log")
+        ax.set_title(f"{s}: value − measured correlation", fontsize=9)
+        ax.set_xlabel("masks", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, markerscale=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main_reliability(args: argparse.Namespace) -> int:
+    """``--reliability``: the honesty of the reported reliability and what
+    ``target_reliability`` pays, over every photo done (resumable per photo)."""
+    t0 = time.perf_counter()
+    report = Report("rise_reliability", args)
+    photo_dir = report.path.parent / "rise_reliability_photos"
+    photo_dir.mkdir(parents=True, exist_ok=True)
+    if args.photos is None:
+        todo = [p for p in (["coffee"] if args.quick else SAMPLE_IMAGES)
+                if not (photo_dir / f"{p}.json").is_file()]
+    else:
+        todo = args.photos
+    runner = Runner()
+    last = None
+    for i, photo in enumerate(todo):
+        elapsed = time.perf_counter() - t0
+        if i and elapsed + (last or 0) > args.budget:
+            log(f"time budget: stopping after {elapsed:.0f} s; resume with --reliability "
+                f"--photos {' '.join(todo[i:])}")
+            break
+        res = do_photo_reliability(photo, args, runner)
+        atomic_write(photo_dir / f"{photo}.json", json.dumps(res, default=float).encode())
+        last = res["seconds"]
+        log(f"{photo}: done in {last:.0f} s")
+    del runner
+    photos = [json.loads((photo_dir / f"{p}.json").read_text()) for p in SAMPLE_IMAGES
+              if (photo_dir / f"{p}.json").is_file()]
+    summary = reliability_summary(photos)
+    if photos:
+        plot_reliability(photos, report.path.with_suffix(".png"))
+    report.write({"summary": summary}, lambda rep: reliability_markdown(summary, rep.header()))
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.split("\n\n")[0], rounds=3, quick_rounds=1, devices=False)
@@ -823,6 +1083,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="the curves' mask design (default iid, as results/rise_quality.*); two "
                         "designs (e.g. iid balanced): compare them side by side instead "
                         "(results/rise_designs_confirm.*)")
+    p.add_argument("--reliability", action="store_true",
+                   help="instead: the reliability each map reports against its measured "
+                        "correlation, and target_reliability runs (results/rise_reliability.*;"
+                        " default 5 seeds x 4096 masks per photo, --quick 1 x 1024)")
+    p.add_argument("--target-reliability", type=float, default=0.95,
+                   help="with --reliability: the target_reliability of the stopping runs")
+    p.add_argument("--stop-cap", type=int, default=8192,
+                   help="with --reliability: num_masks of the stopping runs (their cap)")
     p.epilog = "--rounds: interleaved rounds of the seconds-per-mask measurement."
     args = finish_args(p.parse_args(argv))
     if len(args.mask_design) > 2 or len(set(args.mask_design)) != len(args.mask_design):
@@ -832,6 +1100,17 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.reliability:
+        if not 0 < args.target_reliability < 1:
+            p.error(f"--target-reliability must be in (0, 1), got {args.target_reliability}")
+        if args.runs is None:
+            args.runs = 1 if args.quick else 5
+        if args.curve_masks is None:
+            args.curve_masks = 1024 if args.quick else 4096
+        if args.curve_masks % RELIABILITY_EVERY:
+            p.error(f"--curve-masks must be a multiple of {RELIABILITY_EVERY} with "
+                    f"--reliability, got {args.curve_masks}")
+        return main_reliability(args)
     if len(args.mask_design) == 2:
         if args.runs is None:
             args.runs = 1 if args.quick else 3

@@ -22,6 +22,7 @@ from salvo.methods.black_box.rise import (
     RISEJob,
     RISEParams,
     reliability_step,
+    reliability_unit,
     resolve_params,
 )
 from salvo.testing.hooks import rise_grid
@@ -224,13 +225,28 @@ def test_constant_model_reports_nan_and_never_stops_early(constant):
     assert explanation.num_inferences == 257
 
 
-def test_reliability_is_nan_without_two_folds():
+def test_reliability_is_nan_without_three_folds():
     acc = Accumulator(1, 16, shape=(4, 4), fold_unit=64)
     rng = np.random.default_rng(0)
+    for folds in (1, 2):  # one fold: nothing to compare; two: too little to bound the noise
+        acc.add(rng.integers(0, 2, (64, 16)).astype(np.float32), rng.normal(size=(64, 1)))
+        assert acc.count == 64 * folds
+        assert np.isnan(acc.reliability()[0]).all() and np.isnan(acc.reliability()[1]).all()
     acc.add(rng.integers(0, 2, (64, 16)).astype(np.float32), rng.normal(size=(64, 1)))
-    assert np.isnan(acc.reliability()[0]).all()  # one fold: nothing to compare
-    acc.add(rng.integers(0, 2, (64, 16)).astype(np.float32), rng.normal(size=(64, 1)))
-    assert np.isfinite(acc.reliability()[1]).all()
+    bound, estimate = acc.reliability()
+    assert np.isfinite(bound).all() and np.isfinite(estimate).all()
+
+
+def test_target_reliability_never_stops_before_three_folds(linear):
+    """An easy map passes any bound early, yet no run stops before three fold units."""
+    x = np.ones((1, 1, SIZE, SIZE), np.float32)
+    rise = RISE(linear, logits, precision=F32, batch_size=64, progress=False)
+    params = resolve_params(num_masks=4096, num_cells=CELLS, seed=3, target_reliability=0.01)
+    got = rise.run(x, [0], params)
+    valid = params.validate(SIZE, SIZE)
+    step, unit = reliability_step(valid, 1), reliability_unit(valid)
+    assert got.num_masks_used == -(-3 * unit // step) * step  # the first check with 3 folds
+    assert 0.01 <= got.reliability[0] <= 1.0
 
 
 # ------------------------------------------------------------------------------- plumbing
