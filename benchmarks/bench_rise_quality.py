@@ -900,9 +900,11 @@ def reliability_summary(photos: list[dict]) -> dict:
     measured correlation), and the target_reliability runs per photo."""
     lo, hi = RELIABILITY_BUDGETS
     bands = [(lo, 1024), (1025, 2048), (2049, hi), (lo, hi)]
+    # and, both score types together, single budgets (the smallest ones are the hardest)
+    single = [(n, n) for n in (*range(lo, 1025, RELIABILITY_EVERY), 2048, hi)]
     honesty = []
     for s in (*SCORES, "both"):
-        for a, b in bands:
+        for a, b in bands + (single if s == "both" else []):
             for value in ("reported", "estimate"):
                 diff, true, nans = [], [], 0
                 for r in photos:
@@ -977,7 +979,7 @@ def reliability_markdown(summary: dict, header: str) -> str:
     for h in summary["honesty"]:
         a, b = h["masks"]
         out.append(
-            f"| {h['score']} | {a}–{b} | {h['value']} | {h['cases']} | {h['true_median']:.3f}, "
+            f"| {h['score']} | {a if a == b else f'{a}–{b}'} | {h['value']} | {h['cases']} | {h['true_median']:.3f}, "
             f"{h['true_min']:.3f} | {h['median_error']:+.3f} | {h['within']:.1%} | "
             f"{h['above']:.1%} | {h['largest_excess']:+.3f} |")
     out += ["", f"## `target_reliability={target}`", "",

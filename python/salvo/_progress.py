@@ -97,11 +97,15 @@ class RunProgress:
         terminal.
     what
         How the estimate names the run (``"AISE"``).
+    may_stop_early
+        Why the run may end before ``total`` (e.g. ``"target_reliability"``), or ``None``: the
+        estimate then says *at most* and names the reason.
     """
 
     def __init__(self, total: int, *, desc: str, unit: str, show: bool | None,
-                 what: str | None = None) -> None:
+                 what: str | None = None, may_stop_early: str | None = None) -> None:
         self.total = int(total)
+        self.may_stop_early = may_stop_early
         self.done = 0
         self.unit = unit
         self.what = what or desc
@@ -129,9 +133,12 @@ class RunProgress:
     def _estimate(self, elapsed: float) -> None:
         rate = self.done / elapsed
         left = (self.total - self.done) / rate
-        text = (f"{self.what}: about {format_seconds(left)} left ({self.done:,.0f} of "
-                f"{self.total:,} {self.unit}s in {format_seconds(elapsed)}, "
-                f"{rate:,.{0 if rate >= 10 else 2}f} {self.unit}s/s)")
+        text = (f"{self.what}: {'at most ' if self.may_stop_early else ''}about "
+                f"{format_seconds(left)} left ({self.done:,.0f} of {self.total:,} {self.unit}s "
+                f"in {format_seconds(elapsed)}, {rate:,.{0 if rate >= 10 else 2}f} "
+                f"{self.unit}s/s)")
+        if self.may_stop_early:
+            text += f"; it stops earlier once its {self.may_stop_early} is reached"
         logger.info(text)
         if left >= ESTIMATE_IF_LEFT_SECONDS:
             warnings.warn(text, LongRunWarning, stacklevel=2)

@@ -165,6 +165,27 @@ def test_time_estimate_is_given_once_the_first_batches_have_run(planted, model, 
         explainer(planted_image(planted), targets=-1, num_iterations_per_kernel=20)
 
 
+@pytest.mark.parametrize("stop", [{"target_reliability": 0.999999}, {"tolerance": 1e-12}, {}])
+def test_rise_estimate_says_at_most_when_the_run_may_stop_early(planted, model, monkeypatch,
+                                                                stop):
+    from salvo import _progress
+
+    ticks = iter(range(0, 10**6, 10))  # a clock that advances 10 s per reading
+    monkeypatch.setattr(_progress, "_clock", lambda: next(ticks))
+    explainer = xai.Explainer(model, xai.Task.CLASSIFICATION, postprocess_fn=logits,
+                              explain_mode="blackbox", explain_method="rise", progress=False,
+                              inference_precision=F32)
+    with pytest.warns(LongRunWarning) as record:
+        explainer(planted_image(planted), targets=[1], num_masks=512, **stop)
+    text = str(next(w.message for w in record if "left" in str(w.message)))
+    if stop:
+        name = next(iter(stop))
+        assert text.startswith("RISE: at most about ") and text.endswith(
+            f"; it stops earlier once its {name} is reached"), text
+    else:
+        assert text.startswith("RISE: about ") and "stops earlier" not in text, text
+
+
 def test_no_estimate_for_a_short_run(monkeypatch):
     from salvo import _progress
 

@@ -798,7 +798,10 @@ def run_rise(
             scores = scores[:, key_index]
         return acc.add(masks.reshape(len(masks), -1), np.ascontiguousarray(scores))
 
-    bar = RunProgress(params.num_masks, desc="RISE", unit="mask", show=progress)
+    stops = [name for name in ("target_reliability", "tolerance")
+             if getattr(params, name) is not None]
+    bar = RunProgress(params.num_masks, desc="RISE", unit="mask", show=progress,
+                      may_stop_early=" or ".join(stops) or None)
     try:
         submitted = engine.run(params.num_masks, fill, consume, progress=bar.update)
     finally:
