@@ -14,7 +14,23 @@ catches its class still catches salvo's: :class:`ArgumentTypeError` (and its
 
 from __future__ import annotations
 
+import os
+import sys
+
 __all__ = ["SalvoWarning", "UninformativeMapWarning"]
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` for :func:`warnings.warn`, called from the function that warns, that
+    points at the first frame outside salvo (the caller's own line)."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class SalvoWarning(UserWarning):
@@ -95,12 +111,12 @@ class MapShapeError(ValueError, RuntimeError):
 __all__ += [
     "ArgumentError",
     "ArgumentTypeError",
-    "MapShapeError",
-    "ModelTypeError",
     "DetectionBoxWarning",
     "IgnoredArgumentWarning",
     "LongRunWarning",
+    "MapShapeError",
     "MetricWarning",
+    "ModelTypeError",
     "PlotWarning",
     "PostprocessWarning",
     "UsageError",

@@ -6,6 +6,7 @@ argument errors."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import openvino as ov
@@ -14,7 +15,7 @@ import salvo as xai
 from openvino import opset13 as ops
 from salvo.cli.explain import method_kwargs
 from salvo.cli.parser import build_parser
-from salvo.errors import UninformativeMapWarning
+from salvo.errors import LongRunWarning, UninformativeMapWarning
 from salvo.kernels import rise_masks
 from salvo.methods.black_box.rise import (
     RISE,
@@ -250,6 +251,26 @@ def test_target_reliability_never_stops_before_three_folds(linear):
 
 
 # ------------------------------------------------------------------------------- plumbing
+
+
+def test_all_classes_with_target_reliability_warn_at_the_callers_line(linear):
+    """targets=-1 waits for every class: said before the run (of more than a handful of
+    classes), at the caller's line."""
+    x = np.ones((1, 1, SIZE, SIZE), np.float32)
+    explainer = xai.Explainer(linear, task=xai.Task.CLASSIFICATION,
+                              explain_mode=xai.ExplainMode.BLACKBOX,
+                              explain_method=xai.Method.RISE,
+                              postprocess_fn=lambda out: np.tile(logits(out), 10),  # 20 classes
+                              precision=F32, progress=False)
+    with pytest.warns(LongRunWarning, match=r"target_reliability=0\.9 waits for every "
+                                            r"explained target, here all 20 classes") as record:
+        explainer(x, targets=-1, num_masks=256, num_cells=CELLS, target_reliability=0.9)
+    warning = next(w for w in record if issubclass(w.category, LongRunWarning))
+    assert warning.filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LongRunWarning)  # named targets, or no target: quiet
+        explainer(x, targets=[0], num_masks=256, num_cells=CELLS, target_reliability=0.9)
+        explainer(x, targets=-1, num_masks=256, num_cells=CELLS)
 
 
 def test_explanation_and_method_result_carry_the_reliability(linear):

@@ -78,9 +78,12 @@ from openvino.utils.data_helpers.wrappers import OVDict
 
 from salvo._checks import check_flag, check_int, check_number, is_integer, is_number
 from salvo._progress import RunProgress
-from salvo.common import Preset
-from salvo.errors import SalvoWarning
-from salvo.inference import InferenceEngine
+from salvo.common import Method, Preset, Task
+
+# The reference toolkit's names in this module (re-exported, as it does).
+from salvo.common.utils import IdentityPreprocessFN, is_bhwc_layout, scaling  # noqa: F401
+from salvo.errors import LongRunWarning, SalvoWarning, caller_stacklevel
+from salvo.inference import EngineConfig, InferenceEngine
 from salvo.kernels import (
     accumulate_weighted,
     balanced_block_length,
@@ -89,9 +92,12 @@ from salvo.kernels import (
     sgemm_accumulate_single_thread,
 )
 from salvo.kernels.maps import finish_maps
-from salvo.common import Method, Task
-from salvo.inference import EngineConfig
-from salvo.methods.base import MethodParams, MethodResult, StreamJob
+from salvo.methods.base import (
+    MethodParams,
+    MethodResult,
+    Prediction,  # noqa: F401
+    StreamJob,
+)
 from salvo.methods.black_box.base import (
     BlackBoxXAIMethod,
     Scorer,
@@ -101,9 +107,6 @@ from salvo.methods.black_box.base import (
     predictions_for,
     warn_uninformative,
 )
-# The reference toolkit's names in this module (re-exported, as it does).
-from salvo.common.utils import IdentityPreprocessFN, is_bhwc_layout, scaling  # noqa: F401
-from salvo.methods.base import Prediction  # noqa: F401
 from salvo.methods.black_box.utils import check_classification_output  # noqa: F401
 
 logger = logging.getLogger(__name__)
@@ -764,6 +767,14 @@ def run_rise(
             )
     key_index = np.asarray(keys, np.intp)
     all_classes = targets is None or keys == list(range(num_classes))
+    if all_classes and num_classes > MANY_TARGETS and params.target_reliability is not None:
+        warnings.warn(
+            f"RISE: target_reliability={params.target_reliability} waits for every explained "
+            f"target, here all {num_classes} classes; classes whose scores hardly react to the "
+            f"masks rarely reach it, so the run will likely use all num_masks="
+            f"{params.num_masks}; pass the targets of interest (e.g. the top class) instead",
+            LongRunWarning, stacklevel=caller_stacklevel(),
+        )
 
     scorer = Scorer(score_fn, np.float64)
     acc = Accumulator(len(keys), height * width, estimator=params.estimator,
