@@ -952,6 +952,9 @@ def reliability_summary(photos: list[dict]) -> dict:
              "stop_floor": all(v["floor_met"] for v in overall.values()) if overall else False,
              "stop_mean": all(v["mean_met"] for v in overall.values()) if overall else False}
     return {"photos": [r["photo"] for r in photos],
+            "measured": {"seconds": float(sum(r["seconds"] for r in photos)),
+                         "first": min((r["when"] for r in photos), default=None),
+                         "last": max((r["when"] for r in photos), default=None)},
             "runs_per_photo": sorted({len(r["runs"]) for r in photos}),
             "target_reliability": sorted({r["target_reliability"] for r in photos}),
             "honesty": honesty, "stops_per_photo": per_photo, "stops": overall, "goals": goals}
@@ -963,6 +966,9 @@ def reliability_markdown(summary: dict, header: str) -> str:
     out = [
         "# RISE reliability: the value each map reports against its measured quality", "",
         header, "",
+        (f"The photos were measured from {summary['measured']['first']} to "
+         f"{summary['measured']['last']} ({summary['measured']['seconds']:.0f} s of runs in all; "
+         "a run with every photo done only rebuilds this summary)."), "",
         (f"Photos: {', '.join(summary['photos'])} "
          f"({'/'.join(map(str, summary['runs_per_photo']))} seeds each); EfficientNet-Lite0 "
          f"224, f32, num_cells {NUM_CELLS}, balanced masks, the photo's top-1 class, logits and "
