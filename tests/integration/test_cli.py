@@ -341,3 +341,26 @@ def test_reliability_is_in_the_manifest_table_and_summary(files, tmp_path, capsy
     got = sorted(row["reliability"] for row in table if row["status"] == "done")
     assert got == sorted(values)
     assert f"map reliability median {float(np.median(values)):.3f}" in stdout
+
+
+def test_target_reliability_with_all_classes_says_it_waits_for_every_class(tmp_path, capsys):
+    from openvino import opset13 as ops
+
+    x = ops.parameter([-1, 3, 16, 16], np.float32, name="x")
+    flat = ops.reshape(x, ops.constant(np.array([-1, 768], np.int64)), False)
+    weights = np.random.default_rng(0).normal(size=(768, 20)).astype(np.float32)
+    scores = ops.matmul(flat, ops.constant(weights), False, False)
+    model = tmp_path / "twenty.xml"
+    ov.save_model(ov.Model([ops.result(scores)], [x], "twenty"), str(model),
+                  compress_to_fp16=False)
+    photo = tmp_path / "in" / "a.png"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), np.random.default_rng(1).integers(0, 256, (16, 16, 3), np.uint8))
+    said = "--target-reliability waits for every explained class, with --targets all all 20"
+    for targets, warned in (("all", True), ("top2", False)):
+        out = tmp_path / f"out_{targets}"
+        assert main(["explain", str(model), str(photo), "--out", str(out), "--method", "rise",
+                     "--num-masks", "64", "--num-cells", "4", "--preprocess", "unit",
+                     "--targets", targets, "--target-reliability", "0.9", "--no-progress",
+                     *F32]) == 0
+        assert (said in capsys.readouterr().err) is warned

@@ -77,6 +77,7 @@ from salvo.common import BLACKBOX_METHODS, WHITEBOX_METHODS, ExplainMode, Method
 from salvo.errors import UsageError
 from salvo.explainer.explanation import Explanation
 from salvo.files import FolderBusyError, FolderLock, atomic_write, remove_temporaries
+from salvo.methods.black_box.rise import MANY_TARGETS
 from salvo.preprocess import (
     ModelInput,
     Preprocess,
@@ -252,6 +253,12 @@ def resolve_setup(args: argparse.Namespace) -> ExplainSetup:
                             labels, num_classes)
     if task is not Task.CLASSIFICATION and callable(targets):
         raise UsageError("--targets topK is for classification; give box indices or 'all'")
+    if (isinstance(targets, int) and targets == -1 and num_classes is not None
+            and num_classes > MANY_TARGETS and getattr(args, "target_reliability", None)):
+        say(f"salvo: warning: --target-reliability waits for every explained class, with "
+            f"--targets all all {num_classes} of them: classes whose scores hardly react to "
+            "the masks rarely reach it, so each image will likely use all --num-masks; use "
+            "--targets topK or name the classes of interest")
     return ExplainSetup(model, zoo_entry, pre, info, default_pre, labels, task, post_kind,
                         output, num_classes, targets, kwargs)
 
