@@ -793,23 +793,8 @@ def main_designs(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     report = Report("rise_designs_confirm", args)
     photo_dir = report.path.parent / "rise_designs_confirm_photos"
-    photo_dir.mkdir(parents=True, exist_ok=True)
-    todo = args.photos or ["coffee"]
-    runner = Runner()
-    last = None
-    for i, photo in enumerate(todo):
-        elapsed = time.perf_counter() - t0
-        if i and elapsed + (last or 0) > args.budget:
-            log(f"time budget: stopping after {elapsed:.0f} s; resume with --photos "
-                f"{' '.join(todo[i:])}")
-            break
-        res = do_photo_designs(photo, args, runner)
-        atomic_write(photo_dir / f"{photo}.json", json.dumps(res, default=float).encode())
-        last = res["seconds"]
-        log(f"{photo}: done in {last:.0f} s")
-    del runner
-    photos = [json.loads((photo_dir / f"{p}.json").read_text()) for p in SAMPLE_IMAGES
-              if (photo_dir / f"{p}.json").is_file()]
+    photos = run_photos(args.photos or ["coffee"], photo_dir, do_photo_designs, args, t0,
+                        f"--mask-design {' '.join(args.mask_design)} ")
     photos = [r for r in photos if r["designs"] == list(args.mask_design)]
     summary = designs_summary(photos, research_ratios())
     plot_designs(photos, report.path.with_suffix(".png"))
@@ -1045,32 +1030,53 @@ def main_reliability(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     report = Report("rise_reliability", args)
     photo_dir = report.path.parent / "rise_reliability_photos"
-    photo_dir.mkdir(parents=True, exist_ok=True)
-    if args.photos is None:
-        todo = [p for p in (["coffee"] if args.quick else SAMPLE_IMAGES)
-                if not (photo_dir / f"{p}.json").is_file()]
-    else:
-        todo = args.photos
-    runner = Runner()
-    last = None
-    for i, photo in enumerate(todo):
-        elapsed = time.perf_counter() - t0
-        if i and elapsed + (last or 0) > args.budget:
-            log(f"time budget: stopping after {elapsed:.0f} s; resume with --reliability "
-                f"--photos {' '.join(todo[i:])}")
-            break
-        res = do_photo_reliability(photo, args, runner)
-        atomic_write(photo_dir / f"{photo}.json", json.dumps(res, default=float).encode())
-        last = res["seconds"]
-        log(f"{photo}: done in {last:.0f} s")
-    del runner
-    photos = [json.loads((photo_dir / f"{p}.json").read_text()) for p in SAMPLE_IMAGES
-              if (photo_dir / f"{p}.json").is_file()]
+    photos = run_photos(photos_to_do(args, photo_dir), photo_dir, do_photo_reliability, args,
+                        t0, "--reliability ")
     summary = reliability_summary(photos)
     if photos:
         plot_reliability(photos, report.path.with_suffix(".png"))
     report.write({"summary": summary}, lambda rep: reliability_markdown(summary, rep.header()))
     return 0
+
+
+# ----------------------------------------------------------------------------- photo loop
+def photos_to_do(args: argparse.Namespace, photo_dir: Path) -> list[str]:
+    """``--photos``, else every photo (``--quick``: coffee) without a result in ``photo_dir``."""
+    if args.photos is not None:
+        return list(args.photos)
+    return [p for p in (["coffee"] if args.quick else SAMPLE_IMAGES)
+            if not (photo_dir / f"{p}.json").is_file()]
+
+
+def run_photos(todo: list[str], photo_dir: Path, do: Any, args: argparse.Namespace,
+               t0: float, resume: str) -> list[dict]:
+    """``do(photo, args, runner)`` for each photo of ``todo`` (one :class:`Runner`), each result
+    written atomically to ``photo_dir/<photo>.json``, no new photo started once ``args.budget``
+    seconds (from ``t0``) would be passed (the log says how to resume: ``resume`` + the
+    options); a photo whose package is missing is skipped. Returns every result in
+    ``photo_dir``, in :data:`SAMPLE_IMAGES` order."""
+    photo_dir.mkdir(parents=True, exist_ok=True)
+    log(f"photos to do: {todo}")
+    runner = Runner()
+    last = None
+    for i, photo in enumerate(todo):
+        elapsed = time.perf_counter() - t0
+        if i and elapsed + (last or 0) > args.budget:
+            log(f"time budget: stopping after {elapsed:.0f} s (last photo took {last or 0:.0f} s); "
+                f"resume with {resume}--photos {' '.join(todo[i:])}")
+            break
+        try:
+            sample_image(photo)
+        except (ImportError, ModuleNotFoundError, OSError) as exc:
+            log(f"{photo}: skipped ({exc})")
+            continue
+        res = do(photo, args, runner)
+        atomic_write(photo_dir / f"{photo}.json", json.dumps(res, default=float).encode())
+        last = res["seconds"]
+        log(f"{photo}: done in {last:.0f} s")
+    del runner
+    return [json.loads((photo_dir / f"{p}.json").read_text()) for p in SAMPLE_IMAGES
+            if (photo_dir / f"{p}.json").is_file()]
 
 
 # ----------------------------------------------------------------------------- main
@@ -1135,34 +1141,12 @@ def main(argv: list[str] | None = None) -> int:
     name = "rise_quality" if design == "iid" else f"rise_quality_{design}"
     report = Report(name, args)  # one folder of photos per design: never mixed or overwritten
     photo_dir = report.path.parent / f"{name}_photos"
-    photo_dir.mkdir(parents=True, exist_ok=True)
-    if args.photos is None:
-        todo = [p for p in (["coffee"] if args.quick else SAMPLE_IMAGES)
-                if not (photo_dir / f"{p}.json").is_file()]
-    else:
-        todo = args.photos
-    log(f"photos to do: {todo}")
-    runner = Runner()
-    last = None
-    for i, photo in enumerate(todo):
-        elapsed = time.perf_counter() - t0
-        if i and elapsed + (last or 0) > args.budget:
-            log(f"time budget: stopping after {elapsed:.0f} s (last photo took {last:.0f} s); "
-                f"resume with --photos {' '.join(todo[i:])}")
-            break
-        try:
-            sample_image(photo)
-        except (ImportError, ModuleNotFoundError, OSError) as exc:
-            log(f"{photo}: skipped ({exc})")
-            continue
-        res = do_photo(photo, args, runner, xai)
-        (photo_dir / f"{photo}.json").write_text(json.dumps(res, default=float))
-        last = res["seconds"]
-        log(f"{photo}: done in {last:.0f} s")
-    del runner
+
+    def do(photo: str, args: argparse.Namespace, runner: Runner) -> dict:
+        return do_photo(photo, args, runner, xai)
+
+    photos = run_photos(photos_to_do(args, photo_dir), photo_dir, do, args, t0, "")
     speeds = measure_speeds(xai, args.quick, args.rounds)
-    photos = [json.loads((photo_dir / f"{p}.json").read_text()) for p in SAMPLE_IMAGES
-              if (photo_dir / f"{p}.json").is_file()]
     summary = summarise(photos, speeds)
     if photos:
         plot(photos, report.path.with_suffix(".png"))
