@@ -356,7 +356,7 @@ def test_target_reliability_with_all_classes_says_it_waits_for_every_class(tmp_p
     photo = tmp_path / "in" / "a.png"
     photo.parent.mkdir()
     cv2.imwrite(str(photo), np.random.default_rng(1).integers(0, 256, (16, 16, 3), np.uint8))
-    said = "--target-reliability waits for every explained class, with --targets all all 20"
+    said = "--target-reliability waits for every explained class, and --targets all explains 20:"
     for targets, warned in (("all", True), ("top2", False)):
         out = tmp_path / f"out_{targets}"
         assert main(["explain", str(model), str(photo), "--out", str(out), "--method", "rise",

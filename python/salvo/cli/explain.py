@@ -255,9 +255,9 @@ def resolve_setup(args: argparse.Namespace) -> ExplainSetup:
         raise UsageError("--targets topK is for classification; give box indices or 'all'")
     if (isinstance(targets, int) and targets == -1 and num_classes is not None
             and num_classes > MANY_TARGETS and getattr(args, "target_reliability", None)):
-        say(f"salvo: warning: --target-reliability waits for every explained class, with "
-            f"--targets all all {num_classes} of them: classes whose scores hardly react to "
-            "the masks rarely reach it, so each image will likely use all --num-masks; use "
+        say(f"salvo: warning: --target-reliability waits for every explained class, and "
+            f"--targets all explains {num_classes}: classes whose scores hardly react to the "
+            "masks rarely reach it, so each image will likely use all --num-masks; use "
             "--targets topK or name the classes of interest")
     return ExplainSetup(model, zoo_entry, pre, info, default_pre, labels, task, post_kind,
                         output, num_classes, targets, kwargs)
